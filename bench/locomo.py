@@ -1,0 +1,192 @@
+"""LoCoMo evidence recall through the real Memory API.
+
+    python -m bench.locomo --data ../shared/bench/locomo10.json \
+        --audit ../shared/bench/locomo_audit_errors.json --out locomo.json
+
+Every conversation is added as chat messages (one vault, one scope per conversation),
+each QA of categories 1-4 is searched in its own conversation's scope, and the retrieved
+memories are mapped back to dialog ids through their provenance. Recall@k is the share
+of a question's evidence turns found in the top k memories, averaged over questions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from engine.api import Memory  # noqa: E402
+from engine.cube import ChatMessage, Filters  # noqa: E402
+from engine.keys import KdfParams  # noqa: E402
+from engine.retrieval import SearchParams  # noqa: E402
+
+KS = (1, 5, 10, 20)
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+# The shipped ranking, and the plain baselines it is compared with (no time, no graph).
+VARIANTS = {
+    "hybrid": SearchParams(),
+    "bm25": SearchParams(w_vector=0.0, w_time=0.0, graph=0.0),
+    "dense": SearchParams(w_keyword=0.0, w_time=0.0, graph=0.0),
+    "rrf": SearchParams(fusion="rrf", w_keyword=1.0, w_time=0.0, graph=0.0),
+    "hybrid_no_graph": SearchParams(graph=0.0),
+    "hybrid_no_time": SearchParams(w_time=0.0),
+}
+
+
+def parse_session_time(text: str) -> datetime:
+    """LoCoMo writes '1:56 pm on 8 May, 2023'."""
+    return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=timezone.utc)
+
+
+def conversation_messages(sample: dict) -> list[ChatMessage]:
+    conv = sample["conversation"]
+    sessions = sorted((int(m.group(1)), key) for key in conv
+                      if (m := re.fullmatch(r"session_(\d+)", key)) and conv[key])
+    messages: list[ChatMessage] = []
+    for number, key in sessions:
+        start = parse_session_time(conv[f"{key}_date_time"])
+        for i, turn in enumerate(conv[key]):
+            text = turn["text"]
+            if turn.get("blip_caption"):
+                # An image message reaches a text-only memory as its caption.
+                text = f"{text} [shares a photo of {turn['blip_caption']}]"
+            messages.append(ChatMessage(speaker=turn["speaker"], text=text,
+                                        timestamp=start + timedelta(seconds=30 * i),
+                                        message_id=turn["dia_id"], session_id=f"{sample['sample_id']}:{number}"))
+    return messages
+
+
+def last_session_time(sample: dict) -> datetime:
+    conv = sample["conversation"]
+    times = [parse_session_time(v) for k, v in conv.items() if re.fullmatch(r"session_\d+_date_time", k)]
+    return max(times)
+
+
+def load_corrections(path: Path | None) -> dict[str, list[str]]:
+    if path is None:
+        return {}
+    return {e["question_id"]: e["correct_evidence"] for e in json.loads(path.read_text())
+            if e.get("error_type") == "WRONG_CITATION" and e.get("correct_evidence")}
+
+
+def percentile(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
+
+
+def run(data: Path, audit: Path | None, variants: list[str], limit: int | None, workdir: Path) -> dict:
+    samples = json.loads(data.read_text())[:limit]
+    corrections = load_corrections(audit)
+    mem = Memory.open(workdir, passphrase=lambda confirm: "locomo-bench", background=False,
+                      kdf=KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1))
+    tokenizer = mem.embedder._load().tokenizer
+    try:
+        add_times: list[float] = []
+        started = time.perf_counter()
+        memory_counts: dict[str, int] = {}
+        turn_counts: dict[str, int] = {}
+        for sample in samples:
+            messages = conversation_messages(sample)
+            t0 = time.perf_counter()
+            results = mem.add_messages(messages, scope=sample["sample_id"])
+            add_times.append((time.perf_counter() - t0) * 1000 / max(1, len(messages)))
+            turn_counts[sample["sample_id"]] = len(messages)
+            memory_counts[sample["sample_id"]] = len({r.id for r in results})
+        t0 = time.perf_counter()
+        mem.wait_indexed()
+        index_s = time.perf_counter() - t0
+        report: dict = {"conversations": len(samples), "turns": sum(turn_counts.values()),
+                        "memories": sum(memory_counts.values()), "memories_per_conversation": memory_counts,
+                        "add_ms_per_turn_mean": statistics.mean(add_times), "index_s": index_s,
+                        "ingest_s": time.perf_counter() - started, "corrections_applied": 0, "variants": {}}
+        for variant in variants:
+            report["variants"][variant] = evaluate(mem, samples, corrections, VARIANTS[variant], tokenizer)
+        report["corrections_applied"] = report["variants"][variants[0]].pop("corrections_applied")
+        main = report["variants"][variants[0]]
+        for key in ("recall@1", "recall@5", "recall@10", "recall@20", "per_category", "context_tokens@10",
+                    "search_ms_p50", "search_ms_p95", "questions"):
+            report[key] = main[key]
+        return report
+    finally:
+        mem.close()
+
+
+def evaluate(mem: Memory, samples: list[dict], corrections: dict, params: SearchParams, tokenizer) -> dict:
+    recalls = {k: [] for k in KS}
+    per_cat = {c: {k: [] for k in KS} for c in CATEGORIES}
+    latencies: list[float] = []
+    context_tokens: list[int] = []
+    applied = 0
+    for conv_index, sample in enumerate(samples):
+        reference = last_session_time(sample) + timedelta(days=1)
+        filters = Filters(scope=sample["sample_id"])
+        for qa_index, qa in enumerate(sample["qa"]):
+            category = qa.get("category")
+            if category not in CATEGORIES:
+                continue
+            evidence = qa.get("evidence") or []
+            qid = f"locomo_{conv_index}_qa{qa_index}"
+            if qid in corrections:
+                evidence = corrections[qid]
+                applied += 1
+            evidence = {e.strip() for e in evidence if e and e.strip()}
+            if not evidence:
+                continue
+            t0 = time.perf_counter()
+            hits = mem.search(str(qa["question"]), k=max(KS), filters=filters, reference_time=reference,
+                              params=params)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            context_tokens.append(sum(len(tokenizer.tokenize(h.item.memory)) for h in hits[:10]))
+            for k in KS:
+                found: set[str] = set()
+                for hit in hits[:k]:
+                    found.update(s.message_id for s in hit.item.sources if s.message_id)
+                value = len(evidence & found) / len(evidence)
+                recalls[k].append(value)
+                per_cat[category][k].append(value)
+    out = {f"recall@{k}": round(statistics.mean(v), 4) for k, v in recalls.items()}
+    out["per_category"] = {CATEGORIES[c]: {f"recall@{k}": round(statistics.mean(v), 4) for k, v in ks.items()}
+                           | {"questions": len(ks[10])} for c, ks in per_cat.items() if ks[10]}
+    out["context_tokens@10"] = round(statistics.mean(context_tokens), 1)
+    out["search_ms_p50"] = round(percentile(latencies, 50), 2)
+    out["search_ms_p95"] = round(percentile(latencies, 95), 2)
+    out["questions"] = len(latencies)
+    out["corrections_applied"] = applied
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--audit", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--limit", type=int, help="only the first N conversations (quick runs)")
+    parser.add_argument("--variants", default="hybrid",
+                        help=f"comma list of {sorted(VARIANTS)}; the first one fills the top-level keys")
+    args = parser.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}")
+    with tempfile.TemporaryDirectory(prefix="memdesk-locomo-") as tmp:
+        report = run(args.data, args.audit, variants, args.limit, Path(tmp))
+    report["command"] = "python -m bench.locomo " + " ".join(argv if argv is not None else sys.argv[1:])
+    args.out.write_text(json.dumps(report, indent=2))
+    summary = {k: report[k] for k in ("recall@1", "recall@5", "recall@10", "recall@20", "context_tokens@10",
+                                      "search_ms_p50", "search_ms_p95")}
+    summary["variants"] = {v: r["recall@10"] for v, r in report["variants"].items()}
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

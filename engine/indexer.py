@@ -1,0 +1,110 @@
+"""Background vector indexing: the second half of the fast path.
+
+An add commits text (keyword-searchable at once) and wakes this thread, which embeds
+pending rows in batches and stores their vectors. Pending rows are found in the vault
+itself (embed_fp IS NULL), so a crash or a model change simply leaves work to resume.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from engine.embed import Embedder
+from engine.errors import MemDeskError
+from engine.store import vault, vectors
+from engine.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+class Indexer:
+    def __init__(self, db: Database, embedder: Embedder, batch_size: int = 64):
+        self.db = db
+        self.embedder = embedder
+        self.batch_size = batch_size
+        self.last_error: str | None = None
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._prepared = False
+        self._prepare_lock = threading.Lock()
+
+    def prepare(self) -> None:
+        """Load the model and make sure the vector table matches it (re-embedding on a change)."""
+        with self._prepare_lock:
+            if self._prepared:
+                return
+            dim = self.embedder.dim
+            with self.db.write() as conn:
+                if vectors.ensure_table(conn, dim, self.embedder.fingerprint):
+                    log.info("vector table (re)built for model %s", self.embedder.fingerprint)
+                # Rows embedded by another model are pending again.
+                conn.execute("UPDATE memories SET embed_fp = NULL WHERE embed_fp IS NOT NULL AND embed_fp != ?",
+                             (self.embedder.fingerprint,))
+            self._prepared = True
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="memdesk-indexer", daemon=True)
+            self._thread.start()
+        self._wake.set()
+
+    def notify(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def run_once(self) -> int:
+        """Embed one batch of pending rows; returns how many were stored."""
+        self.prepare()
+        with self.db.read() as conn:
+            batch = vault.pending_embeddings(conn, self.batch_size)
+        if not batch:
+            return 0
+        vecs = self.embedder.encode([text for _, text in batch])
+        stored = 0
+        with self.db.write() as conn:
+            for (rowid, text), vec in zip(batch, vecs):
+                stored += vault.store_vector(conn, rowid, text, vec, self.embedder.fingerprint)
+        return stored if stored else len(batch)
+
+    def drain(self) -> None:
+        """Index everything pending, on the calling thread."""
+        while self.run_once():
+            pass
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until nothing is pending (when the thread runs) or drain here (when it does not)."""
+        if self._thread is None:
+            self.drain()
+            return True
+        self.notify()
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=5.0)
+            self._wake.clear()
+            try:
+                while not self._stop.is_set() and self.run_once():
+                    pass
+                self.last_error = None
+            except MemDeskError as exc:
+                self.last_error = str(exc)
+                log.error("indexing paused: %s", exc)
+                time.sleep(1.0)
+                continue
+            except RuntimeError:
+                if self._stop.is_set():
+                    return  # the vault closed under us during shutdown
+                raise
+            if not self._wake.is_set():
+                self._idle.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None

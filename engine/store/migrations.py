@@ -1,0 +1,124 @@
+"""Numbered, append-only schema migrations.
+
+Each `mNNN_*` function runs once, inside its own transaction, and is recorded in
+`migrations`. A migration that has shipped is never edited: fix forward with a new one.
+The vector table is not here: its width depends on the embedding model, so the store
+creates (and re-creates on a model change) it from `engine.store.vectors`.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import apsw
+
+
+def m001_memories(conn: apsw.Connection) -> None:
+    conn.execute("""
+    CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE memories(
+        rowid INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        memory TEXT NOT NULL,
+        key TEXT NOT NULL DEFAULT '',
+        tags TEXT NOT NULL DEFAULT '[]',
+        memory_type TEXT NOT NULL,
+        status TEXT NOT NULL,
+        confidence REAL NOT NULL DEFAULT 1.0,
+        source TEXT NOT NULL,
+        sources TEXT NOT NULL DEFAULT '[]',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        event_time REAL,
+        event_end REAL,
+        expires REAL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        pinned INTEGER NOT NULL DEFAULT 0,
+        visibility TEXT NOT NULL DEFAULT 'private',
+        scope TEXT NOT NULL DEFAULT 'default',
+        usage_count INTEGER NOT NULL DEFAULT 0,
+        last_used_at REAL,
+        version INTEGER NOT NULL DEFAULT 1,
+        info TEXT NOT NULL DEFAULT '{}',
+        content_hash TEXT NOT NULL,
+        -- text the embedder sees when it differs from `memory` (e.g. a chat turn with its context)
+        embed_text TEXT,
+        -- fingerprint of the model that produced the stored vector; NULL = vector pending
+        embed_fp TEXT
+    );
+    CREATE INDEX memories_hash ON memories(scope, content_hash);
+    CREATE INDEX memories_status ON memories(status, memory_type);
+    CREATE INDEX memories_event_time ON memories(event_time);
+    CREATE INDEX memories_updated ON memories(updated_at);
+    CREATE INDEX memories_pending ON memories(rowid) WHERE embed_fp IS NULL;
+
+    CREATE TABLE memory_tags(
+        tag TEXT NOT NULL,
+        memory_rowid INTEGER NOT NULL REFERENCES memories(rowid) ON DELETE CASCADE,
+        PRIMARY KEY(tag, memory_rowid)
+    ) WITHOUT ROWID;
+    CREATE INDEX memory_tags_rowid ON memory_tags(memory_rowid);
+
+    CREATE TABLE memory_versions(
+        memory_rowid INTEGER NOT NULL REFERENCES memories(rowid) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        changed_at REAL NOT NULL,
+        reason TEXT NOT NULL,
+        snapshot TEXT NOT NULL,
+        PRIMARY KEY(memory_rowid, version)
+    );
+
+    CREATE TABLE edges(
+        src TEXT NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+        dst TEXT NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+        relation TEXT NOT NULL,
+        weight REAL NOT NULL DEFAULT 1.0,
+        created_at REAL NOT NULL,
+        PRIMARY KEY(src, dst, relation)
+    );
+    CREATE INDEX edges_dst ON edges(dst, relation);
+
+    CREATE VIRTUAL TABLE memory_fts USING fts5(
+        memory, key, tags, content='memories', content_rowid='rowid',
+        tokenize='porter unicode61 remove_diacritics 2'
+    );
+    CREATE TRIGGER memories_fts_insert AFTER INSERT ON memories BEGIN
+        INSERT INTO memory_fts(rowid, memory, key, tags) VALUES (new.rowid, new.memory, new.key, new.tags);
+    END;
+    CREATE TRIGGER memories_fts_delete AFTER DELETE ON memories BEGIN
+        INSERT INTO memory_fts(memory_fts, rowid, memory, key, tags)
+        VALUES ('delete', old.rowid, old.memory, old.key, old.tags);
+    END;
+    CREATE TRIGGER memories_fts_update AFTER UPDATE OF memory, key, tags ON memories BEGIN
+        INSERT INTO memory_fts(memory_fts, rowid, memory, key, tags)
+        VALUES ('delete', old.rowid, old.memory, old.key, old.tags);
+        INSERT INTO memory_fts(rowid, memory, key, tags) VALUES (new.rowid, new.memory, new.key, new.tags);
+    END;
+    """)
+
+
+MIGRATIONS: list[Callable[[apsw.Connection], None]] = [m001_memories]
+
+
+def migrate(conn: apsw.Connection) -> list[str]:
+    """Apply every migration not yet recorded; returns the names applied."""
+    conn.execute("CREATE TABLE IF NOT EXISTS migrations(name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+    known = {m.__name__ for m in MIGRATIONS}
+    unknown = done - known
+    if unknown:
+        from engine.errors import CorruptStoreError
+
+        raise CorruptStoreError(
+            f"This vault was written by a newer MemDesk (migrations {sorted(unknown)}). "
+            "Upgrade MemDesk to open it.")
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.__name__ in done:
+            continue
+        with conn:
+            migration(conn)
+            conn.execute("INSERT INTO migrations(name, applied_at) VALUES (?, ?)",
+                         (migration.__name__, time.time()))
+        applied.append(migration.__name__)
+    return applied

@@ -1,0 +1,83 @@
+"""The sqlite-vec side of the vault: one vec0 table whose width follows the embedder.
+
+Filter columns are mirrored into vec0 metadata so that filtered KNN is exact (filtered
+during the scan, not after it). They must be kept in step with `memories`; every
+write path that changes status, type, source, scope or time calls `sync_metadata`.
+"""
+from __future__ import annotations
+
+import apsw
+import numpy as np
+
+TABLE = "memory_vec"
+MAX_K = 4096  # vec0's own limit on k
+
+
+def ensure_table(conn: apsw.Connection, dim: int, fingerprint: str) -> bool:
+    """Create (or re-create for a new model) the vec0 table. True when vectors must be rebuilt."""
+    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('vec_dim', 'vec_fp')"))
+    exists = bool(conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (TABLE,)).fetchall())
+    if exists and meta.get("vec_dim") == str(dim) and meta.get("vec_fp") == fingerprint:
+        return False
+    with conn:
+        if exists:
+            conn.execute(f"DROP TABLE {TABLE}")
+        conn.execute(
+            f"CREATE VIRTUAL TABLE {TABLE} USING vec0(embedding float[{dim}] distance_metric=cosine, "
+            "scope text, status text, memory_type text, source text, t float)")
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('vec_dim', ?), ('vec_fp', ?)",
+                     (str(dim), fingerprint))
+        conn.execute("UPDATE memories SET embed_fp = NULL")
+    return True
+
+
+def upsert(conn: apsw.Connection, rowid: int, vector: np.ndarray) -> None:
+    row = conn.execute(
+        "SELECT scope, status, memory_type, source, COALESCE(event_time, created_at) FROM memories "
+        "WHERE rowid = ?", (rowid,)).fetchone()
+    if row is None:
+        return  # purged while its vector was being computed
+    conn.execute(f"DELETE FROM {TABLE} WHERE rowid = ?", (rowid,))
+    conn.execute(
+        f"INSERT INTO {TABLE}(rowid, embedding, scope, status, memory_type, source, t) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)", (rowid, vector.astype(np.float32).tobytes(), *row))
+
+
+def sync_metadata(conn: apsw.Connection, rowid: int) -> None:
+    if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (TABLE,)).fetchall():
+        return
+    conn.execute(
+        f"UPDATE {TABLE} SET (scope, status, memory_type, source, t) = "
+        "(SELECT scope, status, memory_type, source, COALESCE(event_time, created_at) "
+        " FROM memories WHERE memories.rowid = ?) WHERE rowid = ?", (rowid, rowid))
+
+
+def delete(conn: apsw.Connection, rowid: int) -> None:
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (TABLE,)).fetchall():
+        conn.execute(f"DELETE FROM {TABLE} WHERE rowid = ?", (rowid,))
+
+
+def knn(conn: apsw.Connection, query: np.ndarray, k: int, *, statuses, scope=None, memory_types=(),
+        sources=(), since: float | None = None, until: float | None = None) -> list[tuple[int, float]]:
+    """(rowid, cosine distance) of the k nearest live vectors that pass the filters."""
+    sql = [f"SELECT rowid, distance FROM {TABLE} WHERE embedding MATCH ? AND k = ?"]
+    args: list = [query.astype(np.float32).tobytes(), min(k, MAX_K)]
+
+    def member(column: str, values) -> None:
+        if values:
+            sql.append(f"AND {column} IN ({','.join('?' * len(values))})")
+            args.extend(values)
+
+    member("status", tuple(statuses))
+    member("memory_type", tuple(memory_types))
+    member("source", tuple(sources))
+    if scope is not None:
+        sql.append("AND scope = ?")
+        args.append(scope)
+    if since is not None:
+        sql.append("AND t >= ?")
+        args.append(since)
+    if until is not None:
+        sql.append("AND t < ?")
+        args.append(until)
+    return [(r, d) for r, d in conn.execute(" ".join(sql) + " ORDER BY distance", args)]

@@ -1,0 +1,50 @@
+"""Shared fixtures. Tests never touch the user's real data folder or a model hub."""
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+from engine.api import Memory  # noqa: E402
+from engine.embed import Embedder  # noqa: E402
+from engine.keys import KdfParams  # noqa: E402
+
+# Argon2id at full cost takes ~0.3 s per open; tests open vaults hundreds of times.
+FAST_KDF = KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1)
+PASSPHRASE = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMDESK_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MEMDESK_PASSPHRASE", PASSPHRASE)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The real all-MiniLM-L6-v2 from its PyPI package, loaded once per test run."""
+    model = Embedder()
+    model.encode(["warm up"])
+    return model
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def mem(data_dir, embedder):
+    with Memory.open(data_dir, embedder=embedder, kdf=FAST_KDF) as memory:
+        yield memory
+
+
+@pytest.fixture
+def kw_mem(data_dir):
+    """A keyword-only vault (no embedder): fast, for logic that does not need vectors."""
+    with Memory.open(data_dir, embedder=False, kdf=FAST_KDF) as memory:
+        yield memory

@@ -1,0 +1,129 @@
+"""The layout rules from ARCHITECTURE.md: one-way imports and small modules."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_LINES = 600
+
+ENGINE_FORBIDDEN = ("PySide6", "PySide2", "PyQt5", "PyQt6", "shiboken6", "ui", "app")
+UI_FORBIDDEN = ("apsw", "sqlite3", "sqlite_vec", "engine.store", "engine.llm")
+
+
+def _python_files(folder: str) -> list[Path]:
+    base = ROOT / folder
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _module_package(path: Path, root: Path) -> list[str]:
+    """The dotted package a file belongs to, for resolving relative imports."""
+    return list(path.relative_to(root).with_suffix("").parts)[:-1]
+
+
+def imported_modules(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
+    """Every module a file imports anywhere (top level, functions, classes, try blocks)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = _module_package(path, root)
+                base = package[: len(package) - (node.level - 1)] if node.level > 1 else package
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            found.append((node.lineno, module))
+            # `from engine import store` imports engine.store.
+            found.extend((node.lineno, f"{module}.{alias.name}".lstrip("."))
+                         for alias in node.names if alias.name != "*")
+    # __import__("x") / importlib.import_module("x") with a literal name.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in ("__import__", "import_module"):
+                found.append((node.lineno, node.args[0].value))
+    return found
+
+
+def _matches(module: str, forbidden: tuple[str, ...]) -> str | None:
+    for name in forbidden:
+        if module == name or module.startswith(name + "."):
+            return name
+    return None
+
+
+def _violations(files: list[Path], forbidden: tuple[str, ...], root: Path = ROOT) -> list[str]:
+    out = []
+    for path in files:
+        for lineno, module in imported_modules(path, root):
+            if _matches(module, forbidden):
+                out.append(f"{path.relative_to(root)}:{lineno} imports {module}")
+    return out
+
+
+def test_checker_sees_nested_relative_and_dynamic_imports(tmp_path):
+    """The scanner itself must catch imports hidden in functions, try blocks and relative forms."""
+    fake_root = tmp_path
+    pkg = fake_root / "engine" / "sub"
+    pkg.mkdir(parents=True)
+    (fake_root / "engine" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    bad = pkg / "bad.py"
+    bad.write_text(
+        "import os\n"
+        "def f():\n"
+        "    from PySide6.QtCore import QObject\n"
+        "class C:\n"
+        "    def g(self):\n"
+        "        try:\n"
+        "            import ui.widgets\n"
+        "        except ImportError:\n"
+        "            pass\n"
+        "from ... import app\n"
+        "import importlib\n"
+        "importlib.import_module('PyQt6.QtGui')\n")
+    found = _violations([bad], ENGINE_FORBIDDEN, fake_root)
+    text = "\n".join(found)
+    assert ":3 imports PySide6.QtCore" in text
+    assert ":7 imports ui.widgets" in text
+    assert ":10 imports app" in text
+    assert ":12 imports PyQt6.QtGui" in text
+    assert len(found) == 5  # PySide6.QtCore (+ .QObject), ui.widgets, app, PyQt6.QtGui; not os/importlib
+
+
+def test_engine_has_modules():
+    files = _python_files("engine")
+    assert any(p.name == "api.py" for p in files), "engine/api.py is missing"
+
+
+def test_engine_never_imports_qt_ui_or_app():
+    violations = _violations(_python_files("engine"), ENGINE_FORBIDDEN)
+    assert not violations, "engine/ must stay headless:\n" + "\n".join(violations)
+
+
+def test_ui_never_touches_sqlite_or_models():
+    files = [p for p in _python_files("ui") if p.read_text(encoding="utf-8").strip()]
+    if not files:
+        pytest.skip("ui/ has no modules yet")
+    violations = _violations(files, UI_FORBIDDEN)
+    assert not violations, "ui/ may use engine.cube/engine.api types only:\n" + "\n".join(violations)
+
+
+@pytest.mark.parametrize("folder", ["engine", "app", "ui", "bench"])
+def test_modules_are_small(folder):
+    too_long = []
+    for path in _python_files(folder):
+        with path.open(encoding="utf-8") as fh:
+            lines = sum(1 for _ in fh)
+        if lines > MAX_LINES:
+            too_long.append(f"{path.relative_to(ROOT)}: {lines} lines")
+    assert not too_long, f"modules over {MAX_LINES} lines; split them:\n" + "\n".join(too_long)
