@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.cube import (AddResult, ChatMessage, Edge, Filters, MemoryItem, MemoryType, Relation,
                          SearchHit, Source, SourceRef, Status, Version, iso, new_id, to_utc, utcnow)
@@ -29,6 +30,9 @@ from engine.store import vault
 from engine.store.database import Database
 from engine.text import MAX_KEY_CHARS, check_text, content_hash
 from engine.timeparse import resolve_event_time
+
+if TYPE_CHECKING:
+    from engine.exchange import ImportReport
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +264,7 @@ class Memory:
 
         return export_jsonl(self, Path(path), **kwargs)
 
-    def import_(self, path: str | os.PathLike) -> "ImportReport":  # noqa: F821 - defined in exchange
+    def import_(self, path: str | os.PathLike) -> ImportReport:
         from engine.exchange import import_jsonl
 
         return import_jsonl(self, Path(path))

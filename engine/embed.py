@@ -58,6 +58,7 @@ class Embedder:
         self.fingerprint = fingerprint(self.model_path)
         self._model = None
         self._lock = threading.Lock()
+        self._encode_lock = threading.Lock()
 
     def _load(self):
         with self._lock:
@@ -87,6 +88,10 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
-        vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                               convert_to_numpy=True, show_progress_bar=False)
+        # Hugging Face fast tokenizers mutate their truncation/padding state on every call and
+        # raise "Already borrowed" when two threads meet there; the indexer keeps its batches
+        # small so a search waits at most one short batch.
+        with self._encode_lock:
+            vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                   convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)

@@ -36,7 +36,7 @@ class ImportReport:
 
 def export_jsonl(mem: "Memory", path: Path, include_inactive: bool = True) -> int:
     """Write every memory to `path`; returns how many. The file is plaintext: keep it safe."""
-    data_root = mem.paths.root.parent.parent  # <data dir>/profiles/<profile>: refuse the whole data dir
+    data_root = mem.paths.data_dir
     if path.resolve().is_relative_to(data_root.resolve()):
         raise InvalidInputError(
             f"Refusing to write a plaintext export inside the encrypted data folder ({data_root}). "

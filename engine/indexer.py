@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 class Indexer:
-    def __init__(self, db: Database, embedder: Embedder, batch_size: int = 64):
+    def __init__(self, db: Database, embedder: Embedder, batch_size: int = 32):
         self.db = db
         self.embedder = embedder
         self.batch_size = batch_size
@@ -30,6 +30,7 @@ class Indexer:
         self._thread: threading.Thread | None = None
         self._prepared = False
         self._prepare_lock = threading.Lock()
+        self._state_lock = threading.Lock()
 
     def prepare(self) -> None:
         """Load the model and make sure the vector table matches it (re-embedding on a change)."""
@@ -52,8 +53,11 @@ class Indexer:
         self._wake.set()
 
     def notify(self) -> None:
-        self._idle.clear()
-        self._wake.set()
+        # Under the lock so a wake-up cannot slip between the worker's "nothing new?" check
+        # and its "idle" announcement (which would let wait_idle return too early).
+        with self._state_lock:
+            self._idle.clear()
+            self._wake.set()
 
     def run_once(self) -> int:
         """Embed one batch of pending rows; returns how many were stored."""
@@ -99,8 +103,9 @@ class Indexer:
                 if self._stop.is_set():
                     return  # the vault closed under us during shutdown
                 raise
-            if not self._wake.is_set():
-                self._idle.set()
+            with self._state_lock:
+                if not self._wake.is_set():
+                    self._idle.set()
 
     def stop(self) -> None:
         self._stop.set()

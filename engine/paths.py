@@ -21,7 +21,8 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path:
 
 @dataclass(frozen=True)
 class ProfilePaths:
-    root: Path
+    data_dir: Path  # the whole data folder: nothing under it may hold plaintext
+    name: str
 
     @classmethod
     def for_profile(cls, base: Path, profile: str = "default") -> "ProfilePaths":
@@ -29,7 +30,11 @@ class ProfilePaths:
             from engine.errors import InvalidInputError
 
             raise InvalidInputError(f"Invalid profile name {profile!r}: use letters, digits, '-' or '_'.")
-        return cls(base / "profiles" / profile)
+        return cls(base, profile)
+
+    @property
+    def root(self) -> Path:
+        return self.data_dir / "profiles" / self.name
 
     @property
     def vault(self) -> Path:

@@ -1,5 +1,10 @@
 """The sqlite-vec side of the vault: one vec0 table whose width follows the embedder.
 
+Search is two-stage: a KNN scan over sign-bit (binary-quantised) vectors, then exact
+cosine re-scoring of those candidates from the full float32 vector kept beside them as
+an auxiliary column. With the PyPI build of sqlite-vec a float32 scan of 100k 384-d
+vectors takes ~60 ms on this 2-core machine, the bit scan ~10x less (bench/scale.py).
+
 Filter columns are mirrored into vec0 metadata so that filtered KNN is exact (filtered
 during the scan, not after it). They must be kept in step with `memories`; every
 write path that changes status, type, source, scope or time calls `sync_metadata`.
@@ -11,22 +16,25 @@ import numpy as np
 
 TABLE = "memory_vec"
 MAX_K = 4096  # vec0's own limit on k
+LAYOUT = "bit+f32-v1"  # bump to rebuild the table when its columns change
+OVERSAMPLE = 2  # candidates from the bit scan per result re-scored exactly
 
 
 def ensure_table(conn: apsw.Connection, dim: int, fingerprint: str) -> bool:
     """Create (or re-create for a new model) the vec0 table. True when vectors must be rebuilt."""
-    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('vec_dim', 'vec_fp')"))
+    meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('vec_dim', 'vec_fp', 'vec_layout')"))
     exists = bool(conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (TABLE,)).fetchall())
-    if exists and meta.get("vec_dim") == str(dim) and meta.get("vec_fp") == fingerprint:
+    if exists and meta.get("vec_dim") == str(dim) and meta.get("vec_fp") == fingerprint \
+            and meta.get("vec_layout") == LAYOUT:
         return False
     with conn:
         if exists:
             conn.execute(f"DROP TABLE {TABLE}")
         conn.execute(
-            f"CREATE VIRTUAL TABLE {TABLE} USING vec0(embedding float[{dim}] distance_metric=cosine, "
-            "scope text, status text, memory_type text, source text, t float)")
-        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('vec_dim', ?), ('vec_fp', ?)",
-                     (str(dim), fingerprint))
+            f"CREATE VIRTUAL TABLE {TABLE} USING vec0(embedding bit[{dim}], "
+            "scope text, status text, memory_type text, source text, t float, +vector blob)")
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('vec_dim', ?), ('vec_fp', ?), ('vec_layout', ?)",
+                     (str(dim), fingerprint, LAYOUT))
         conn.execute("UPDATE memories SET embed_fp = NULL")
     return True
 
@@ -38,9 +46,14 @@ def upsert(conn: apsw.Connection, rowid: int, vector: np.ndarray) -> None:
     if row is None:
         return  # purged while its vector was being computed
     conn.execute(f"DELETE FROM {TABLE} WHERE rowid = ?", (rowid,))
+    vector = vector.astype(np.float32)
     conn.execute(
-        f"INSERT INTO {TABLE}(rowid, embedding, scope, status, memory_type, source, t) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)", (rowid, vector.astype(np.float32).tobytes(), *row))
+        f"INSERT INTO {TABLE}(rowid, embedding, scope, status, memory_type, source, t, vector) "
+        "VALUES (?, vec_bit(?), ?, ?, ?, ?, ?, ?)", (rowid, _bits(vector), *row, vector.tobytes()))
+
+
+def _bits(vector: np.ndarray) -> bytes:
+    return np.packbits(vector > 0).tobytes()
 
 
 def sync_metadata(conn: apsw.Connection, rowid: int) -> None:
@@ -59,9 +72,11 @@ def delete(conn: apsw.Connection, rowid: int) -> None:
 
 def knn(conn: apsw.Connection, query: np.ndarray, k: int, *, statuses, scope=None, memory_types=(),
         sources=(), since: float | None = None, until: float | None = None) -> list[tuple[int, float]]:
-    """(rowid, cosine distance) of the k nearest live vectors that pass the filters."""
-    sql = [f"SELECT rowid, distance FROM {TABLE} WHERE embedding MATCH ? AND k = ?"]
-    args: list = [query.astype(np.float32).tobytes(), min(k, MAX_K)]
+    """(rowid, cosine distance) of the k nearest vectors that pass the filters, nearest first."""
+    query = query.astype(np.float32)
+    sql = [f"SELECT rowid, vec_distance_cosine(vec_f32(vector), ?) AS d FROM {TABLE} "
+           "WHERE embedding MATCH vec_bit(?) AND k = ?"]
+    args: list = [query.tobytes(), _bits(query), min(k * OVERSAMPLE, MAX_K)]
 
     def member(column: str, values) -> None:
         if values:
@@ -80,4 +95,6 @@ def knn(conn: apsw.Connection, query: np.ndarray, k: int, *, statuses, scope=Non
     if until is not None:
         sql.append("AND t < ?")
         args.append(until)
-    return [(r, d) for r, d in conn.execute(" ".join(sql) + " ORDER BY distance", args)]
+    sql.append("ORDER BY d LIMIT ?")
+    args.append(k)
+    return conn.execute(" ".join(sql), args).fetchall()
