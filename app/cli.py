@@ -224,7 +224,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_welcome(args: argparse.Namespace) -> int:
     with open_memory(args, embedder=False) as mem:
         data = mem.stats()
-    print(f"MemDesk vault: {data['vault']} ({data['memories']} memories, encrypted).")
+    count = data["memories"]
+    print(f"MemDesk vault: {data['vault']} ({count} {'memory' if count == 1 else 'memories'}, encrypted).")
     print("Try:  memdesk add \"I prefer short answers\"   memdesk search \"answers\"   memdesk --help")
     return 0
 

@@ -255,3 +255,10 @@ def test_search_finds_memory_and_archive_hides_it():
     human = ok("search", "quokka Rottnest", "--all", "--tag", "travel", "-k", "3").stdout
     first = human.splitlines()[0]
     assert first.startswith(quokka[:8]) and "[archived]" in first and "quokka" in first
+
+
+def test_no_command_opens_the_vault_and_says_where_it_is(tmp_path):
+    add("a note to count")
+    proc = ok()
+    assert str(vault_file(Path(os.environ["MEMDESK_DATA_DIR"]))) in proc.stdout
+    assert "(1 memory, encrypted)" in proc.stdout
