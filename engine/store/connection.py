@@ -41,7 +41,9 @@ def open_connection(path: Path, key: bytes, *, create: bool) -> apsw.Connection:
     """A keyed, verified connection with sqlite-vec loaded. Raises WrongKeyError/CorruptStoreError."""
     exists = path.exists()
     if not exists and not create:
-        raise CorruptStoreError(f"The vault file {path} is missing.")
+        raise CorruptStoreError(
+            f"The vault file {path} is missing although its key file is there. Restore it from a "
+            "backup; to start over with an empty vault, move the key file (vault.key.json) away.")
     if exists and path.stat().st_size == 0:
         raise CorruptStoreError(
             f"The vault file {path} is empty (0 bytes): it was truncated. Restore it from a backup; "
