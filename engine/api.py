@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from engine.cube import (AddResult, ChatMessage, Edge, Filters, MemoryItem, MemoryType, Relation,
                          SearchHit, Source, SourceRef, Status, Version, iso, new_id, to_utc, utcnow)
 from engine.embed import Embedder
-from engine.errors import InvalidInputError
+from engine.errors import CorruptStoreError, InvalidInputError
 from engine.indexer import Indexer
 from engine.keys import KdfParams, KeyManager, PassphraseProvider, env_passphrase_provider
 from engine.paths import ProfilePaths, data_dir
@@ -64,15 +64,19 @@ class Memory:
             create = False
         else:
             if paths.vault.exists():
-                from engine.errors import CorruptStoreError
-
                 raise CorruptStoreError(
                     f"{paths.vault} exists but its key file {paths.key_sidecar} is missing; "
                     "restore the key file from the same backup. The vault has not been modified.")
             paths.root.mkdir(parents=True, exist_ok=True)
             key = keys.create(new_id())
             create = True
-        db = Database(paths.vault, key, create=create)
+        try:
+            db = Database(paths.vault, key, create=create)
+        except BaseException:
+            if create:  # a half-made vault (disk full, permissions) must not look like a real one
+                for leftover in (paths.key_sidecar, *paths.root.glob("vault.db*")):
+                    leftover.unlink(missing_ok=True)
+            raise
         if embedder is True:
             embedder = Embedder()
         return cls(db, paths, embedder or None, background)

@@ -77,9 +77,7 @@ def _keyword(conn: apsw.Connection, match: str, f: Filters, limit: int, weights,
     ranked = conn.execute(ranked_sql, [*weights, match, fetch]).fetchall()
     where, more = _sql_filters(f, since, until)
     if ranked:
-        marks = ",".join("?" * len(ranked))
-        keep = {r for (r,) in conn.execute(f"SELECT m.rowid FROM memories m WHERE m.rowid IN ({marks}) " + " ".join(where),
-                                           [*(r for r, _ in ranked), *more])}
+        keep = _passing(conn, [r for r, _ in ranked], where, more)
         kept = [(r, score) for r, score in ranked if r in keep]
         if len(kept) >= limit or len(ranked) < fetch:
             return kept[:limit]
@@ -124,6 +122,10 @@ def _passes_sql_only_filters(conn: apsw.Connection, rowids: list[int], f: Filter
     if not rowids or (not f.tags and f.pinned is None):
         return set(rowids)
     where, args = _sql_filters(replace(f, statuses=(), memory_types=(), sources=(), scope=None), None, None)
+    return _passing(conn, rowids, where, args)
+
+
+def _passing(conn: apsw.Connection, rowids: list[int], where: list[str], args: list) -> set[int]:
     sql = f"SELECT m.rowid FROM memories m WHERE m.rowid IN ({','.join('?' * len(rowids))}) " + " ".join(where)
     return {r for (r,) in conn.execute(sql, [*rowids, *args])}
 
