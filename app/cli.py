@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from app import cli_chat
 from app import cli_format as fmt
 from engine.cube import Filters, MemoryType, Source, to_utc
 from engine.errors import InvalidInputError, MemDeskError
@@ -221,6 +222,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    with open_memory(args, embedder=False) as mem:
+        mem.check()
+        print(f"{mem.paths.vault}: every page decrypts and verifies.")
+    return 0
+
+
 def cmd_welcome(args: argparse.Namespace) -> int:
     with open_memory(args, embedder=False) as mem:
         data = mem.stats()
@@ -333,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("stats", cmd_stats, "counts and vault details")
     json_flag(p)
+    command("check", cmd_check, "verify every page of the vault (integrity and encryption)")
+    cli_chat.register(command, json_flag)
     return parser
 
 

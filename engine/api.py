@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.cube import (AddResult, ChatMessage, Edge, Filters, MemoryItem, MemoryType, Relation,
-                         SearchHit, Source, SourceRef, Status, Version, iso, new_id, to_utc, utcnow)
+                         SearchHit, Source, SourceRef, Status, Version, iso, new_id, to_utc, ts, utcnow)
 from engine.embed import Embedder
 from engine.errors import CorruptStoreError, InvalidInputError
 from engine.indexer import Indexer
 from engine.keys import KdfParams, KeyManager, PassphraseProvider, env_passphrase_provider
 from engine.paths import ProfilePaths, data_dir
-from engine.retrieval import QueryPlan, SearchParams, plan
+from engine.retrieval import QueryPlan, SearchParams, plan, sql_filters
 from engine.retrieval import search as hybrid_search
 from engine.store import vault
 from engine.store.database import Database
@@ -121,7 +121,7 @@ class Memory:
             item = self._new_item(f"{speaker}: {text}", key="", tags=tags, memory_type=MemoryType.RAW_CHAT,
                                   source=Source.CONVERSATION, scope=scope, sources=[ref],
                                   event_time=resolved.start if resolved else when, reference=when,
-                                  event_end=resolved.end if resolved else None)
+                                  event_end=resolved.end if resolved else None, info={"role": message.role})
             pending.append((item, None))
         return self._store(pending, link=Relation.FOLLOWS)
 
@@ -246,12 +246,44 @@ class Memory:
         with self.db.read() as conn:
             return hybrid_search(conn, query_plan, qvec, k, params)
 
+    def list(self, filters: Filters = Filters(), *, order: str = "updated", limit: int = 100,
+             offset: int = 0) -> list[MemoryItem]:
+        """Memories matching `filters`, newest first (or by "priority", "event_time", "usage")."""
+        orders = {"updated": "m.updated_at DESC", "created": "m.created_at DESC", "usage": "m.usage_count DESC",
+                  "priority": "m.pinned DESC, m.priority DESC, m.updated_at DESC",
+                  "event_time": "COALESCE(m.event_time, m.created_at) DESC"}
+        if order not in orders:
+            raise InvalidInputError(f"Unknown order {order!r}; use one of {sorted(orders)}.")
+        where, args = sql_filters(filters, ts(filters.since), ts(filters.until))
+        with self.db.read() as conn:
+            return vault.listing(conn, where, args, orders[order], limit, offset)
+
+    def find_by_key(self, key: str, *, scope: str = "default", memory_types: Sequence[str] = (
+            MemoryType.USER, MemoryType.PREFERENCE, MemoryType.LONG_TERM)) -> list[MemoryItem]:
+        """Live memories with this exact key (how MemReader finds the fact a new one updates)."""
+        with self.db.read() as conn:
+            return vault.live_by_key(conn, scope, key, [str(t) for t in memory_types])
+
+    def mark_used(self, memory_ids: Sequence[str]) -> None:
+        """Count that these memories were given to the model (usage statistics)."""
+        if memory_ids:
+            with self.db.write() as conn:
+                vault.mark_used(conn, memory_ids, utcnow().timestamp())
+
     def plan(self, query: str, filters: Filters = Filters(), reference_time: datetime | None = None) -> QueryPlan:
         return plan(query, filters, reference_time)
 
     def wait_indexed(self, timeout: float | None = None) -> bool:
         """Until every memory has its vector (or the timeout passes)."""
         return True if self.indexer is None else self.indexer.wait_idle(timeout)
+
+    def check(self) -> None:
+        """Read and verify every page (SQLite quick_check; ChaCha20-Poly1305 authenticates each page)."""
+        with self.db.read() as conn:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise CorruptStoreError(f"{self.paths.vault} is damaged: {'; '.join(problems[:3])}. "
+                                    "Export what you can with `memdesk export`, then restore a backup.")
 
     def stats(self) -> dict:
         with self.db.read() as conn:

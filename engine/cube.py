@@ -116,6 +116,7 @@ class ChatMessage:
     timestamp: datetime | None = None
     message_id: str | None = None
     session_id: str | None = None
+    role: str = "user"  # "user" | "assistant": only what people say is mined for facts about them
 
 
 @dataclass

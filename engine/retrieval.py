@@ -75,7 +75,7 @@ def _keyword(conn: apsw.Connection, match: str, f: Filters, limit: int, weights,
     ranked_sql = "SELECT rowid, bm25(memory_fts, ?, ?, ?) AS s FROM memory_fts WHERE memory_fts MATCH ? ORDER BY s LIMIT ?"
     fetch = limit * 4
     ranked = conn.execute(ranked_sql, [*weights, match, fetch]).fetchall()
-    where, more = _sql_filters(f, since, until)
+    where, more = sql_filters(f, since, until)
     if ranked:
         keep = _passing(conn, [r for r, _ in ranked], where, more)
         kept = [(r, score) for r, score in ranked if r in keep]
@@ -87,7 +87,7 @@ def _keyword(conn: apsw.Connection, match: str, f: Filters, limit: int, weights,
     return conn.execute(" ".join(sql), [*weights, match, *more, limit]).fetchall()
 
 
-def _sql_filters(f: Filters, since: float | None, until: float | None) -> tuple[list[str], list]:
+def sql_filters(f: Filters, since: float | None, until: float | None) -> tuple[list[str], list]:
     where: list[str] = []
     args: list = []
 
@@ -121,7 +121,7 @@ def _passes_sql_only_filters(conn: apsw.Connection, rowids: list[int], f: Filter
     """Tags and pinned are not vec0 metadata; check them for vector hits in one query."""
     if not rowids or (not f.tags and f.pinned is None):
         return set(rowids)
-    where, args = _sql_filters(replace(f, statuses=(), memory_types=(), sources=(), scope=None), None, None)
+    where, args = sql_filters(replace(f, statuses=(), memory_types=(), sources=(), scope=None), None, None)
     return _passing(conn, rowids, where, args)
 
 

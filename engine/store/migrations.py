@@ -97,7 +97,47 @@ def m001_memories(conn: apsw.Connection) -> None:
     """)
 
 
-MIGRATIONS: list[Callable[[apsw.Connection], None]] = [m001_memories]
+def m002_sessions_and_jobs(conn: apsw.Connection) -> None:
+    conn.execute("""
+    CREATE TABLE sessions(
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE messages(
+        id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        -- the memories the model was given for this reply (provenance of the answer)
+        memory_ids TEXT NOT NULL DEFAULT '[]',
+        model TEXT,
+        stats TEXT NOT NULL DEFAULT '{}',
+        UNIQUE(session_id, seq)
+    );
+    CREATE TABLE jobs(
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        dedup_key TEXT,
+        payload TEXT NOT NULL,
+        status TEXT NOT NULL,  -- pending | running | done | failed | cancelled
+        priority INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        progress REAL NOT NULL DEFAULT 0,
+        error TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX jobs_pending ON jobs(status, priority DESC, id);
+    CREATE INDEX memories_key ON memories(scope, key) WHERE key != '';
+    CREATE UNIQUE INDEX jobs_dedup ON jobs(kind, dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('pending', 'running');
+    """)
+
+
+MIGRATIONS: list[Callable[[apsw.Connection], None]] = [m001_memories, m002_sessions_and_jobs]
 
 
 def migrate(conn: apsw.Connection) -> list[str]:

@@ -242,3 +242,21 @@ def all_rowids(conn: apsw.Connection, statuses: Sequence[str] = ()) -> list[int]
 def all_edges(conn: apsw.Connection) -> list[Edge]:
     rows = conn.execute("SELECT src, dst, relation, created_at, weight FROM edges ORDER BY rowid").fetchall()
     return [Edge(s, d, r, from_ts(at), w) for s, d, r, at, w in rows]
+
+
+def live_by_key(conn: apsw.Connection, scope: str, key: str, memory_types: Sequence[str]) -> list[MemoryItem]:
+    marks = ",".join("?" * len(memory_types))
+    rows = conn.execute(SELECT + f" WHERE m.scope = ? AND m.key = ? AND m.memory_type IN ({marks}) "
+                        "AND m.status IN ('activated', 'resolving') ORDER BY m.updated_at DESC",
+                        (scope, key, *memory_types)).fetchall()
+    return [row_to_item(r) for r in rows]
+
+
+def listing(conn: apsw.Connection, where: list[str], args: list, order: str, limit: int, offset: int) -> list[MemoryItem]:
+    sql = SELECT + " WHERE 1 " + " ".join(where) + f" ORDER BY {order} LIMIT ? OFFSET ?"
+    return [row_to_item(r) for r in conn.execute(sql, [*args, limit, offset])]
+
+
+def mark_used(conn: apsw.Connection, ids: Sequence[str], when: float) -> None:
+    conn.executemany("UPDATE memories SET usage_count = usage_count + 1, last_used_at = ? WHERE id = ?",
+                     [(when, i) for i in ids])

@@ -1,0 +1,62 @@
+"""`memdesk chat "message"`: one chat turn on the local model, streamed to stdout."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from app.cli import open_memory
+    from engine.chat import Chat, ChatConfig
+    from engine.jobs import JobQueue
+    from engine.llm.registry import load_model
+    from engine.reader import EXTRACT_JOB, MemReader
+
+    with open_memory(args, embedder=True) as mem:
+        model = load_model(Path(args.model) if args.model else None, backend=args.backend, n_ctx=args.n_ctx)
+        try:
+            jobs = JobQueue(mem.db)
+            reader = MemReader(mem, model, user_name=args.user, use_model=args.model_extraction)
+            jobs.handlers[EXTRACT_JOB] = reader.handle_job
+            chat = Chat(mem, model, ChatConfig(max_reply_tokens=args.max_tokens, user_name=args.user,
+                                               extract=not args.no_extract), jobs=jobs)
+            mem.wait_indexed()
+            response = chat.send(args.message, args.session)
+            for piece in response:
+                if not args.json:
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+            result = response.result
+            if args.json:
+                json.dump({"session_id": result.session_id, "reply": response.text(),
+                           "memory_ids": list(result.memory_ids), "preference_ids": list(result.preference_ids),
+                           "history_used": result.history_used,
+                           "stats": {"prompt_tokens": result.stats.prompt_tokens,
+                                     "completion_tokens": result.stats.completion_tokens,
+                                     "ttft_ms": round(result.stats.prefill_ms, 1),
+                                     "total_ms": round(result.stats.total_ms, 1)}}, sys.stdout, indent=2)
+                sys.stdout.write("\n")
+            else:
+                sys.stdout.write(f"\n\n[session {result.session_id}]\n" if sys.stdout.isatty() else "\n")
+            # A one-shot process must finish its extraction before it exits (the app runs it in the background).
+            jobs.drain()
+        finally:
+            model.close()
+    return 0
+
+
+def register(command, json_flag) -> None:
+    p = command("chat", cmd_chat, "send one message to the local model, with your memories")
+    p.add_argument("message", metavar="MESSAGE")
+    p.add_argument("--session", metavar="ID", help="continue this session (default: start a new one)")
+    p.add_argument("--model", metavar="PATH", help="a GGUF file or MLX folder (default: the embedded SmolLM2)")
+    p.add_argument("--backend", default="auto", choices=["auto", "llama.cpp", "mlx"])
+    p.add_argument("--n-ctx", type=int, default=4096, metavar="N", help="context window (default: %(default)s)")
+    p.add_argument("--max-tokens", type=int, default=256, metavar="N", help="longest reply (default: %(default)s)")
+    p.add_argument("--user", default="User", help="your name, used in memories (default: %(default)s)")
+    p.add_argument("--no-extract", action="store_true", help="do not mine this turn for lasting memories")
+    p.add_argument("--no-model-extraction", dest="model_extraction", action="store_false",
+                   help="extract with the deterministic rules only")
+    json_flag(p)

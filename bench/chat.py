@@ -1,0 +1,89 @@
+"""Chat-turn latency on the embedded model, through the real Chat code.
+
+    python -m bench.chat --out chat.json
+
+A vault with 300 memories; each measured turn retrieves 10 of them into the prompt.
+Reported: model load time, time to first token (prefill of the whole prompt, cold: a
+new session each turn so no KV prefix is reused), generation speed, and the whole turn
+(retrieval + prompt + generation + storing both messages).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench.scale import synthetic  # noqa: E402
+from engine.api import Memory  # noqa: E402
+from engine.chat import Chat, ChatConfig  # noqa: E402
+from engine.keys import KdfParams  # noqa: E402
+from engine.llm.registry import load_model  # noqa: E402
+
+QUESTIONS = ("What did Ana and I do in Lisbon?", "When did I last visit Osaka?", "Tell me about the garden shed.",
+             "Did I ever bake a birthday cake?", "What happened with the tax return?", "Who came to the concert?",
+             "What did I learn in Kyoto?", "Where did I buy running shoes?", "How was the pottery class?",
+             "What did Grace and I plan?", "Which podcast episode did I write about?", "When did I fix the tap?")
+
+
+def run(turns: int, max_tokens: int, workdir: Path) -> dict:
+    rng = random.Random(11)
+    mem = Memory.open(workdir, passphrase=lambda confirm: "chat-bench", background=False,
+                      kdf=KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1))
+    try:
+        for i in range(300):
+            text, when = synthetic(rng, i)
+            mem.add(text, event_time=when)
+        mem.wait_indexed()
+        t0 = time.perf_counter()
+        model = load_model(n_ctx=4096)
+        load_s = time.perf_counter() - t0
+        chat = Chat(mem, model, ChatConfig(max_reply_tokens=max_tokens, memory_k=10, extract=False))
+        chat.send("warm up").text()
+        ttft, tps, turn_ms, given, prompt_tokens = [], [], [], [], []
+        for i in range(turns):
+            t0 = time.perf_counter()
+            response = chat.send(QUESTIONS[i % len(QUESTIONS)])
+            response.text()
+            turn_ms.append((time.perf_counter() - t0) * 1000)
+            stats = response.result.stats
+            ttft.append(stats.prefill_ms)
+            gen_s = (stats.total_ms - stats.prefill_ms) / 1000
+            if stats.completion_tokens > 1 and gen_s > 0:
+                tps.append((stats.completion_tokens - 1) / gen_s)
+            given.append(len(response.result.memory_ids))
+            prompt_tokens.append(stats.prompt_tokens)
+        model.close()
+        return {"load_s": round(load_s, 3), "ttft_ms_p50": round(statistics.median(ttft), 1),
+                "tokens_per_s": round(statistics.median(tps), 1), "turn_ms_p50": round(statistics.median(turn_ms), 1),
+                "memories_given_mean": statistics.mean(given), "prompt_tokens_p50": statistics.median(prompt_tokens),
+                "turns": turns, "max_reply_tokens": max_tokens, "model": model.info.name,
+                "model_fingerprint": model.info.fingerprint}
+    finally:
+        mem.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--turns", type=int, default=12)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="memdesk-chat-") as tmp:
+        report = run(args.turns, args.max_tokens, Path(tmp))
+    report["command"] = "python -m bench.chat " + " ".join(argv if argv is not None else sys.argv[1:])
+    report["cpus"] = os.cpu_count()
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

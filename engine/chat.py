@@ -1,0 +1,218 @@
+"""One chat turn: read the query, retrieve, fit the budget, stream, store.
+
+    chat = Chat(mem, model)
+    reply = chat.send("where does my sister live?")      # a lazy, streaming response
+    for piece in reply: print(piece, end="")
+    reply.result.memory_ids                                # what the model was given
+
+Budget rule: the prompt never exceeds the context window minus the reply's tokens.
+Pinned memories always go in; then preferences, retrieved memories (best first) and
+the conversation so far, newest turns first, so the oldest turns are what gets trimmed.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from engine.api import Memory
+from engine.cube import ChatMessage, Filters, MemoryItem, MemoryType, to_utc, utcnow
+from engine.errors import ModelError
+from engine.jobs import JobQueue
+from engine.llm.base import ChatModel, ChatTurn, GenerationConfig, GenerationStats
+from engine.reader import EXTRACT_JOB, extraction_payload, parse_query
+from engine.resources import text as resource_text
+from engine.sessions import Message, Sessions
+from engine.text import check_text
+
+_SAFETY_TOKENS = 16  # template tokens the renderer may add around turns
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    max_reply_tokens: int = 256
+    temperature: float = 0.0
+    memory_k: int = 10
+    preference_k: int = 5
+    history_turns: int = 20  # at most; fewer when the budget is tight
+    user_name: str = "User"
+    extract: bool = True  # queue fine extraction of each user turn
+
+
+@dataclass
+class TurnResult:
+    session_id: str
+    user_message: Message
+    reply_message: Message | None = None
+    memory_ids: tuple[str, ...] = ()
+    preference_ids: tuple[str, ...] = ()
+    stats: GenerationStats = field(default_factory=GenerationStats)
+    prompt: str = ""
+    history_used: int = 0
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class ChatResponse:
+    """Iterate for text pieces as the model writes them; `result` is complete afterwards."""
+
+    def __init__(self, pieces: Iterator[str], result: TurnResult, finish: Callable[[str], None]):
+        self._pieces = pieces
+        self.result = result
+        self._finish = finish
+        self._text: list[str] = []
+        self._done = False
+
+    def __iter__(self) -> Iterator[str]:
+        if self._done:
+            yield from self._text
+            return
+        for piece in self._pieces:
+            self._text.append(piece)
+            yield piece
+        self._done = True
+        self._finish("".join(self._text))
+
+    def text(self) -> str:
+        for _ in self:
+            pass
+        return "".join(self._text)
+
+
+class Chat:
+    def __init__(self, mem: Memory, model: ChatModel, config: ChatConfig = ChatConfig(),
+                 jobs: JobQueue | None = None):
+        self.mem = mem
+        self.model = model
+        self.config = config
+        self.sessions = Sessions(mem.db)
+        self.jobs = jobs
+
+    def send(self, text: str, session_id: str | None = None, *, now: datetime | None = None) -> ChatResponse:
+        text = check_text(text, "message")
+        now = to_utc(now) or utcnow()
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        session = self.sessions.get(session_id) if session_id else self.sessions.create(_title(text))
+        history = self.sessions.messages(session.id, limit=self.config.history_turns)
+        user_message = self.sessions.append(session.id, "user", text, when=now)
+        intent = parse_query(text, now)
+        hits = self.mem.search(text, k=self.config.memory_k, reference_time=now)
+        # Turns of this very session are already in the history part of the prompt.
+        memories = [h.item for h in hits if not _from_session(h.item, session.id)]
+        preferences = self._preferences(text, intent.memory_types)
+        pinned = self.mem.list(Filters(pinned=True), order="priority", limit=20)
+        timings["retrieve_ms"] = (time.perf_counter() - t0) * 1000
+        prompt, used_memories, used_prefs, used_history = self._fit(text, now, pinned, preferences, memories, history)
+        result = TurnResult(session_id=session.id, user_message=user_message,
+                            memory_ids=tuple(m.id for m in used_memories),
+                            preference_ids=tuple(m.id for m in used_prefs), prompt=prompt,
+                            history_used=used_history, timings_ms=timings)
+        config = GenerationConfig(max_tokens=self.config.max_reply_tokens, temperature=self.config.temperature)
+        pieces = self.model.stream(prompt, config, result.stats)
+        return ChatResponse(pieces, result, lambda reply: self._store(result, text, reply, now))
+
+    # ------------------------------------------------------------ retrieval
+    def _preferences(self, text: str, wanted: tuple[str, ...]) -> list[MemoryItem]:
+        """Preferences relevant to this message; every one when the message is about preferences."""
+        only_prefs = Filters(memory_types=(MemoryType.PREFERENCE.value,))
+        hits = self.mem.search(text, k=self.config.preference_k, filters=only_prefs)
+        found = [h.item for h in hits]
+        if MemoryType.PREFERENCE.value in wanted or not found:
+            # Standing instructions ("I prefer short answers") apply whatever the topic.
+            for item in self.mem.list(only_prefs, order="priority", limit=self.config.preference_k):
+                if item.id not in {f.id for f in found}:
+                    found.append(item)
+        return found[: self.config.preference_k * 2]
+
+    # --------------------------------------------------------------- budget
+    def _fit(self, text: str, now: datetime, pinned: list[MemoryItem], preferences: list[MemoryItem],
+             memories: list[MemoryItem], history: list[Message]):
+        budget = self.model.info.n_ctx - self.config.max_reply_tokens - _SAFETY_TOKENS
+        count = lambda s: len(self.model.tokenize(s, special=False))  # noqa: E731
+        user = self.config.user_name
+        base = count(_system(user, now, [], [])) + count(text) + _SAFETY_TOKENS
+        if base > budget:
+            raise ModelError(f"The message is too long for this model's {self.model.info.n_ctx}-token context; "
+                             "shorten it or choose a model with a larger context in Settings.")
+        used = base
+        chosen_prefs: list[MemoryItem] = []
+        chosen: list[MemoryItem] = []
+        for item in pinned:  # pinned always go in: they are cut only if they alone overflow
+            cost = count(_line(item)) + 1
+            if used + cost <= budget:
+                (chosen_prefs if item.memory_type == MemoryType.PREFERENCE.value else chosen).append(item)
+                used += cost
+        for item in preferences:
+            if item.id in {p.id for p in chosen_prefs}:
+                continue
+            cost = count(_line(item)) + 1
+            if used + cost <= budget:
+                chosen_prefs.append(item)
+                used += cost
+        # Memories may take at most 2/3 of what is left, so some conversation always fits.
+        memory_budget = used + (budget - used) * 2 // 3
+        for item in memories:
+            if item.id in {c.id for c in chosen} or item.id in {p.id for p in chosen_prefs}:
+                continue
+            cost = count(_line(item)) + 1
+            if used + cost <= memory_budget:
+                chosen.append(item)
+                used += cost
+        kept: list[Message] = []
+        for message in reversed(history):  # newest first: the oldest turns are trimmed
+            cost = count(message.content) + 4
+            if used + cost > budget:
+                break
+            kept.append(message)
+            used += cost
+        kept.reverse()
+        turns = [ChatTurn("system", _system(user, now, chosen_prefs, chosen))]
+        turns += [ChatTurn(m.role, m.content) for m in kept]
+        turns.append(ChatTurn("user", text))
+        return self.model.render_chat(turns), chosen, chosen_prefs, len(kept)
+
+    # ---------------------------------------------------------------- store
+    def _store(self, result: TurnResult, text: str, reply: str, now: datetime) -> None:
+        stats = {"prompt_tokens": result.stats.prompt_tokens, "completion_tokens": result.stats.completion_tokens,
+                 "ttft_ms": round(result.stats.prefill_ms, 1), "total_ms": round(result.stats.total_ms, 1)}
+        given = result.memory_ids + result.preference_ids
+        result.reply_message = self.sessions.append(result.session_id, "assistant", reply.strip() or "…",
+                                                    memory_ids=given, model=self.model.info.fingerprint,
+                                                    stats=stats)
+        user = self.config.user_name
+        added = self.mem.add_messages([
+            ChatMessage(user, text, now, result.user_message.id, result.session_id, role="user"),
+            ChatMessage("Assistant", result.reply_message.content, utcnow(), result.reply_message.id,
+                        result.session_id, role="assistant"),
+        ])
+        self.mem.mark_used(list(given))
+        if self.config.extract and self.jobs is not None:
+            self.jobs.enqueue(EXTRACT_JOB, extraction_payload([added[0].id], "default", result.session_id),
+                              dedup_key=result.user_message.id)
+
+
+def _from_session(item: MemoryItem, session_id: str) -> bool:
+    return item.memory_type == MemoryType.RAW_CHAT.value and any(s.session_id == session_id for s in item.sources)
+
+
+def _line(item: MemoryItem) -> str:
+    when = (item.event_time or item.created_at).strftime("%d %b %Y")
+    return f"- ({when}) {item.memory}"
+
+
+def _system(user: str, now: datetime, preferences: list[MemoryItem], memories: list[MemoryItem]) -> str:
+    prefs = ""
+    if preferences:
+        prefs = f"\n{user}'s preferences. Your reply must respect them:\n" + "\n".join(
+            f"- {p.memory}" for p in preferences) + "\n"
+    mems = ""
+    if memories:
+        mems = f"\nWhat you remember about {user} (dated):\n" + "\n".join(_line(m) for m in memories) + "\n"
+    return resource_text("prompts/chat_system.txt").format(
+        user=user, today=now.strftime("%A %d %B %Y"), preferences=prefs, memories=mems).strip()
+
+
+def _title(text: str) -> str:
+    words = text.split()
+    return " ".join(words[:8]) + ("…" if len(words) > 8 else "")

@@ -1,0 +1,92 @@
+"""One interface for every chat-model backend (llama.cpp, MLX, fake).
+
+Backends are created by `engine.llm.registry.load_model`, which imports the heavy
+library only when that backend is asked for.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+# GGUF keeps the header, metadata and tokenizer at the start of the file; 16 MiB covers
+# them for the models we target, and hashing the whole multi-GB file would take seconds.
+_FINGERPRINT_BYTES = 16 << 20
+
+
+def fingerprint_file(path: Path) -> str:
+    """Identity of a model file: its size plus a hash of its header and metadata."""
+    digest = hashlib.sha256(str(path.stat().st_size).encode())
+    with path.open("rb") as fh:
+        digest.update(fh.read(_FINGERPRINT_BYTES))
+    return digest.hexdigest()[:24]
+
+
+def fingerprint_folder(path: Path) -> str:
+    """Identity of a model folder (MLX / Hugging Face layout): config, tokenizer and weight headers."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.iterdir() if p.is_file()):
+        digest.update(file.name.encode() + str(file.stat().st_size).encode())
+        if file.suffix in (".json", ".txt", ".model") or file.name.startswith("tokenizer"):
+            digest.update(file.read_bytes())
+        else:
+            with file.open("rb") as fh:
+                digest.update(fh.read(1 << 20))
+    return digest.hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    backend: str  # "llama.cpp" | "mlx" | "fake"
+    path: str
+    fingerprint: str
+    n_ctx: int
+    adapter: str | None = None  # fingerprint of a loaded LoRA adapter, if any
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    max_tokens: int = 256
+    temperature: float = 0.0  # 0 = greedy, reproducible
+    top_p: float = 0.95
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+    grammar: str | None = None  # GBNF; backends without grammar support ignore it and say so
+
+
+@dataclass(frozen=True)
+class ChatTurn:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    prefill_ms: float = 0.0  # time to first token
+    total_ms: float = 0.0
+    stopped_by: str = ""  # "stop" | "length" | "eos"
+    extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    info: ModelInfo
+
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]: ...
+
+    def detokenize(self, tokens: Sequence[int]) -> str: ...
+
+    def render_chat(self, turns: Sequence[ChatTurn], *, add_generation_prompt: bool = True) -> str:
+        """The prompt text for these turns in the model's own chat template."""
+        ...
+
+    def stream(self, prompt: str, config: GenerationConfig, stats: GenerationStats | None = None) -> Iterator[str]:
+        """Yield text pieces as they are generated; fills `stats` when given."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,103 @@
+"""llama.cpp backend (llama-cpp-python) for GGUF models: the default outside Apple Silicon."""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from engine.errors import ModelError
+from engine.llm.base import ChatTurn, GenerationConfig, GenerationStats, ModelInfo, fingerprint_file
+
+GGUF_MAGIC = b"GGUF"
+
+
+def check_gguf(path: Path) -> None:
+    """Fail early, naming the file, instead of letting llama.cpp abort with a C-level message."""
+    if not path.exists():
+        raise ModelError(f"The model file {path} does not exist. Choose a GGUF file in Settings "
+                         "or reinstall MemDesk to restore the embedded model.")
+    if not path.is_file():
+        raise ModelError(f"{path} is a folder; the llama.cpp backend needs a .gguf file "
+                         "(an MLX model folder needs the MLX backend).")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != GGUF_MAGIC:
+        raise ModelError(f"{path} is not a GGUF model (it does not start with 'GGUF'); it may be "
+                         "damaged or another format. Choose a .gguf file.")
+
+
+class LlamaCppModel:
+    def __init__(self, path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
+                 lora_path: Path | None = None):
+        check_gguf(path)
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise ModelError("llama-cpp-python is not installed: `pip install llama-cpp-python`.") from exc
+        self._llama_cpp = llama_cpp
+        try:
+            self._llm = llama_cpp.Llama(
+                model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or max(1, os.cpu_count() or 1),
+                lora_path=str(lora_path) if lora_path else None, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp could not load {path}: {exc}. The file may be damaged "
+                             "or use an architecture this llama.cpp build does not know.") from exc
+        metadata = self._llm.metadata or {}
+        self._template = metadata.get("tokenizer.chat_template")
+        n_ctx_train = int(metadata.get(f"{metadata.get('general.architecture', 'llama')}.context_length", n_ctx))
+        self.info = ModelInfo(name=metadata.get("general.name", path.stem), backend="llama.cpp", path=str(path),
+                              fingerprint=fingerprint_file(path), n_ctx=min(n_ctx, n_ctx_train),
+                              adapter=fingerprint_file(lora_path) if lora_path else None)
+
+    # -------------------------------------------------------------- tokens
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return self._llm.detokenize(list(tokens)).decode("utf-8", errors="replace")
+
+    def _token_text(self, token: int) -> str:
+        return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    def render_chat(self, turns: Sequence[ChatTurn], *, add_generation_prompt: bool = True) -> str:
+        if not self._template:
+            # No template in the file: a plain, widely understood layout.
+            body = "".join(f"{t.role.capitalize()}: {t.content}\n" for t in turns)
+            return body + ("Assistant:" if add_generation_prompt else "")
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        formatter = Jinja2ChatFormatter(
+            template=self._template, eos_token=self._token_text(self._llm.token_eos()),
+            bos_token=self._token_text(self._llm.token_bos()), add_generation_prompt=add_generation_prompt)
+        return formatter(messages=[{"role": t.role, "content": t.content} for t in turns]).prompt
+
+    # ---------------------------------------------------------- generation
+    def stream(self, prompt: str, config: GenerationConfig, stats: GenerationStats | None = None) -> Iterator[str]:
+        stats = stats if stats is not None else GenerationStats()
+        started = time.perf_counter()
+        grammar = self._llama_cpp.LlamaGrammar.from_string(config.grammar, verbose=False) if config.grammar else None
+        prompt_tokens = self.tokenize(prompt)
+        if len(prompt_tokens) + config.max_tokens > self.info.n_ctx:
+            raise ModelError(f"The prompt ({len(prompt_tokens)} tokens) plus the reply ({config.max_tokens}) "
+                             f"exceed the model's context of {self.info.n_ctx} tokens.")
+        stats.prompt_tokens = len(prompt_tokens)
+        chunks = self._llm.create_completion(
+            prompt_tokens, max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p,
+            stop=list(config.stop) or None, seed=config.seed, grammar=grammar, stream=True)
+        for chunk in chunks:
+            choice = chunk["choices"][0]
+            text = choice.get("text", "")
+            if text:
+                if stats.completion_tokens == 0:
+                    stats.prefill_ms = (time.perf_counter() - started) * 1000
+                stats.completion_tokens += 1
+                yield text
+            if choice.get("finish_reason"):
+                stats.stopped_by = choice["finish_reason"]
+        stats.total_ms = (time.perf_counter() - started) * 1000
+
+    def close(self) -> None:
+        llm, self._llm = getattr(self, "_llm", None), None
+        if llm is not None:
+            llm.close()

@@ -1,0 +1,227 @@
+"""MemReader: what a query asks for, and which durable memories a conversation holds.
+
+Fine extraction runs after the fast path has stored the raw turns, as a job:
+1. the deterministic rules (engine.reader_rules) always run — memory works without a model;
+2. when a chat model is available, it proposes items too, constrained by a GBNF grammar
+   so that even a 135M model emits valid JSON; anything that fails validation is dropped;
+3. each item is applied against what the vault already knows: same key -> a new version
+   of that memory (history keeps the old fact), unless the old one was pinned or edited
+   by the user, in which case both stay, linked by a CONFLICT edge. Nothing is deleted.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.api import Memory
+from engine.cube import Filters, MemoryItem, MemoryType, Relation, Source, SourceRef, iso, to_utc, utcnow
+from engine.errors import InvalidInputError, MemDeskError
+from engine.llm.base import ChatModel, ChatTurn, GenerationConfig
+from engine.reader_rules import Extracted, Utterance, extract
+from engine.resources import text as resource_text
+from engine.text import keywords, normalise
+from engine.timeparse import TimeRange, find_time_range, resolve_event_time
+
+log = logging.getLogger(__name__)
+
+EXTRACT_JOB = "extract"
+_TYPES = {MemoryType.USER.value, MemoryType.PREFERENCE.value, MemoryType.LONG_TERM.value}
+_PREFERENCE_WORDS = re.compile(r"\b(prefer|preference|like|likes|love|favou?rite|hate|want|style|should you|how do i like)\b",
+                               re.IGNORECASE)
+# Two memories this close in MiniLM space say the same thing in other words.
+NEAR_DUPLICATE = 0.92
+# "Ana moved to Porto": a person the vault already knows by name, and a new place.
+_PERSON_KEY = re.compile(r"^(?P<rel>[a-z][a-z ]*?) (?P<name>[a-z][\w'-]*) / location$")
+_PERSON_MOVE = re.compile(
+    r"\b(?P<name>[A-Z][\w'-]+)(?:,\s+my\s+[a-z ]+,)?\s+(?:has\s+)?(?:just\s+|recently\s+|finally\s+)?"
+    r"(?:moved|relocated|lives|is living|now lives)\s+(?:to|in)\s+(?P<place>[A-Z][\w'-]*(?:\s+[A-Z][\w'-]*)*)")
+
+
+@dataclass(frozen=True)
+class QueryIntent:
+    window: TimeRange | None
+    topics: tuple[str, ...]
+    memory_types: tuple[str, ...]  # empty = all
+
+
+def parse_query(query: str, reference: datetime | None = None) -> QueryIntent:
+    window = find_time_range(query, to_utc(reference) or utcnow())
+    rest = query if window is None else query[:window.span[0]] + " " + query[window.span[1]:]
+    types = (MemoryType.PREFERENCE.value,) if _PREFERENCE_WORDS.search(query) else ()
+    return QueryIntent(window=window, topics=tuple(keywords(rest)), memory_types=types)
+
+
+@dataclass(frozen=True)
+class Applied:
+    id: str
+    action: str  # "added" | "merged" | "versioned" | "conflict"
+    item: Extracted
+
+
+def utterances_of(items: list[MemoryItem]) -> list[Utterance]:
+    """Raw chat memories back into utterances (speaker prefix stripped, provenance kept)."""
+    out = []
+    for item in items:
+        source = next((s for s in item.sources if s.type == "chat"), None)
+        if source is None:
+            continue
+        speaker = source.role or "User"
+        text = item.memory[len(speaker) + 2:] if item.memory.startswith(f"{speaker}: ") else item.memory
+        when = datetime.fromisoformat(source.chat_time) if source.chat_time else item.created_at
+        out.append(Utterance(text=text, speaker=speaker, timestamp=when, message_id=source.message_id or item.id,
+                             is_user=item.info.get("role", "user") == "user"))
+    return out
+
+
+def llm_extract(model: ChatModel, utterances: list[Utterance], user_name: str,
+                max_tokens: int = 320) -> list[Extracted]:
+    """Items proposed by the chat model under the memories grammar; invalid ones are dropped."""
+    if not utterances:
+        return []
+    last = max(u.timestamp for u in utterances)
+    conversation = "\n".join(f"{u.speaker}: {u.text}" for u in utterances)
+    prompt = model.render_chat([ChatTurn("user", resource_text("prompts/extract.txt").format(
+        user=user_name, date=last.strftime("%d %B %Y"), conversation=conversation))])
+    config = GenerationConfig(max_tokens=max_tokens, temperature=0.0,
+                              grammar=resource_text("grammars/memories.gbnf"))
+    raw = "".join(model.stream(prompt, config))
+    try:
+        proposals = json.loads(raw)
+    except json.JSONDecodeError:
+        log.info("model extraction was not valid JSON (cut by max_tokens?); rules only")
+        return []
+    ids = tuple(u.message_id for u in utterances)
+    out: list[Extracted] = []
+    for proposal in proposals if isinstance(proposals, list) else []:
+        item = _validated(proposal, ids, last)
+        if item is not None:
+            out.append(item)
+    return out
+
+
+def _validated(proposal: object, ids: tuple[str, ...], when: datetime) -> Extracted | None:
+    if not isinstance(proposal, dict):
+        return None
+    memory, key, kind = proposal.get("memory"), proposal.get("key"), proposal.get("type")
+    confidence = proposal.get("confidence", 0.5)
+    if not (isinstance(memory, str) and isinstance(key, str) and kind in _TYPES):
+        return None
+    memory, key = memory.strip(), key.strip().lower()
+    if not (8 <= len(memory) <= 400 and 2 <= len(key) <= 80) or not isinstance(confidence, (int, float)):
+        return None
+    if re.search(r"\b(I|my|me)\b", memory):  # not third person: the model did not follow the format
+        return None
+    resolved = resolve_event_time(memory, when)
+    # A small model's guess counts for less than an explicit rule match.
+    return Extracted(key=key, memory=memory if memory.endswith(".") else memory + ".", memory_type=kind,
+                     confidence=round(min(float(confidence), 0.8), 2), tags=("extracted", "model"),
+                     event_time=resolved.start if resolved else None, message_ids=ids)
+
+
+class MemReader:
+    def __init__(self, mem: Memory, model: ChatModel | None = None, *, user_name: str = "User",
+                 use_model: bool = True):
+        self.mem = mem
+        self.model = model
+        self.user_name = user_name
+        self.use_model = use_model and model is not None
+
+    def extract_items(self, raw: list[MemoryItem]) -> list[Extracted]:
+        utterances = utterances_of(raw)
+        items = extract(utterances, user_name=self.user_name)
+        items += self._known_people_moves(utterances, {i.key.lower() for i in items})
+        if self.use_model:
+            try:
+                items += llm_extract(self.model, [u for u in utterances if u.is_user], self.user_name)
+            except MemDeskError as exc:
+                log.warning("model extraction skipped: %s", exc)
+        seen: set[tuple[str, str]] = set()
+        unique = []
+        for item in items:
+            marker = (item.key, normalise(item.memory))
+            if marker not in seen:
+                seen.add(marker)
+                unique.append(item)
+        return unique
+
+    def _known_people_moves(self, utterances: list[Utterance], keys: set[str]) -> list[Extracted]:
+        """A person named without "my sister" is still the sister the vault knows about."""
+        people: dict[str, str] = {}
+        for item in self.mem.list(Filters(memory_types=(MemoryType.USER.value,)), limit=500):
+            match = _PERSON_KEY.match(item.key.lower())
+            if match:
+                people.setdefault(match["name"], match["rel"])
+        out = []
+        for u in utterances:
+            if not u.is_user:
+                continue
+            for match in _PERSON_MOVE.finditer(u.text):
+                name = match["name"]
+                relation = people.get(name.lower())
+                key = f"{relation} {name.lower()} / location" if relation else None
+                if key is None or key in keys:
+                    continue
+                resolved = resolve_event_time(u.text, u.timestamp)
+                out.append(Extracted(
+                    key=key, memory=f"{self.user_name}'s {relation} {name} lives in {match['place']}.",
+                    memory_type=MemoryType.USER.value, confidence=0.85, tags=("family", "location"),
+                    event_time=resolved.start if resolved else None, message_ids=(u.message_id,)))
+        return out
+
+    def apply(self, items: list[Extracted], *, scope: str = "default", session_id: str | None = None) -> list[Applied]:
+        return [self._apply_one(item, scope, session_id) for item in items]
+
+    def _apply_one(self, item: Extracted, scope: str, session_id: str | None) -> Applied:
+        sources = [SourceRef(type="chat", message_id=m, session_id=session_id) for m in item.message_ids]
+        key = item.key.lower()  # keys compare case-insensitively: "sister Ana" is "sister ana"
+        fields = dict(key=key, tags=list(item.tags), memory_type=item.memory_type, source=Source.CONVERSATION,
+                      scope=scope, sources=sources, event_time=item.event_time, confidence=item.confidence)
+        same_key = self.mem.find_by_key(key, scope=scope, memory_types=(item.memory_type,))
+        if same_key:
+            current = same_key[0]
+            if normalise(current.memory) == normalise(item.memory):
+                result = self.mem.add(item.memory, **fields)  # merges provenance into the same item
+                return Applied(result.id, "merged", item)
+            if current.pinned or any(v.reason == "edited" for v in self.mem.history(current.id)):
+                # The user's own word wins until they decide: keep both, flag the pair.
+                result = self.mem.add(item.memory, **fields)
+                self.mem.link(result.id, current.id, Relation.CONFLICT)
+                return Applied(result.id, "conflict", item)
+            self.mem.update(current.id, memory=item.memory, event_time=item.event_time,
+                            sources=current.sources + sources, confidence=item.confidence,
+                            reason=f"superseded by conversation ({', '.join(item.message_ids)})")
+            return Applied(current.id, "versioned", item)
+        near = self._near_duplicate(item, scope)
+        if near is not None:
+            return Applied(near.id, "merged", item)
+        result = self.mem.add(item.memory, **fields)
+        return Applied(result.id, "merged" if not result.created else "added", item)
+
+    def _near_duplicate(self, item: Extracted, scope: str) -> MemoryItem | None:
+        if self.mem.embedder is None:
+            return None
+        try:
+            hits = self.mem.search(item.memory, k=3, filters=Filters(scope=scope, memory_types=(item.memory_type,)))
+        except InvalidInputError:
+            return None
+        for hit in hits:
+            if hit.signals.get("vector", 0.0) >= NEAR_DUPLICATE:
+                return hit.item
+        return None
+
+    # ----------------------------------------------------------------- jobs
+    def handle_job(self, job, progress) -> None:
+        """Job handler for EXTRACT_JOB: payload {"memory_ids": [...], "scope": ..., "session_id": ...}."""
+        raw = [self.mem.get(i) for i in job.payload["memory_ids"]]
+        progress(0.2)
+        items = self.extract_items(raw)
+        progress(0.7)
+        self.apply(items, scope=job.payload.get("scope", "default"), session_id=job.payload.get("session_id"))
+        progress(1.0)
+
+
+def extraction_payload(memory_ids: list[str], scope: str, session_id: str | None) -> dict:
+    return {"memory_ids": memory_ids, "scope": scope, "session_id": session_id, "queued_at": iso(utcnow())}

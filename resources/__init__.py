@@ -1,0 +1,1 @@
+"""Non-code files shipped with MemDesk: prompt templates, grammars (icons and .ui files later)."""

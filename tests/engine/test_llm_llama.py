@@ -1,0 +1,84 @@
+"""The llama.cpp backend on the real embedded model (SmolLM2-135M-Instruct Q4_1)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install; this guards partial set-ups")
+
+from engine.chat import Chat, ChatConfig  # noqa: E402
+from engine.cube import MemoryType  # noqa: E402
+from engine.errors import ModelError  # noqa: E402
+from engine.llm.base import ChatTurn, GenerationConfig, GenerationStats  # noqa: E402
+from engine.llm.registry import embedded_model_path, load_model  # noqa: E402
+from engine.resources import text as resource_text  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model():
+    llm = load_model(n_ctx=2048)
+    yield llm
+    llm.close()
+
+
+def test_embedded_model_is_found_and_fingerprinted(model):
+    assert embedded_model_path().name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert model.info.backend == "llama.cpp" and len(model.info.fingerprint) == 24
+    assert model.info.n_ctx == 2048
+
+
+def test_greedy_generation_is_reproducible_and_reports_stats(model):
+    prompt = model.render_chat([ChatTurn("user", "Name three colours.")])
+    assert "<|im_start|>user" in prompt and prompt.rstrip().endswith("assistant")
+    stats = GenerationStats()
+    first = "".join(model.stream(prompt, GenerationConfig(max_tokens=24), stats))
+    second = "".join(model.stream(prompt, GenerationConfig(max_tokens=24)))
+    assert first and first == second
+    assert stats.prompt_tokens == len(model.tokenize(prompt)) and 0 < stats.completion_tokens <= 24
+    assert 0 < stats.prefill_ms <= stats.total_ms
+
+
+def test_grammar_forces_valid_memory_json(model):
+    prompt = model.render_chat([ChatTurn("user", "My sister Ana lives in Lisbon. List facts as JSON.")])
+    raw = "".join(model.stream(prompt, GenerationConfig(max_tokens=200, grammar=resource_text("grammars/memories.gbnf"))))
+    if raw.rstrip().endswith("]"):  # the grammar cannot force the model to finish within max_tokens
+        items = json.loads(raw)
+        assert isinstance(items, list)
+        for item in items:
+            assert set(item) == {"key", "memory", "type", "confidence"}
+    else:
+        assert raw.lstrip().startswith("[")
+
+
+def test_missing_and_corrupt_model_files_are_named(tmp_path):
+    with pytest.raises(ModelError, match=str(tmp_path / "nope.gguf")):
+        load_model(tmp_path / "nope.gguf")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a model at all" * 100)
+    with pytest.raises(ModelError, match="not a GGUF"):
+        load_model(bad)
+    truncated = tmp_path / "truncated.gguf"
+    truncated.write_bytes(embedded_model_path().read_bytes()[:4096])
+    with pytest.raises(ModelError, match=str(truncated)):
+        load_model(truncated)
+
+
+def test_real_model_turn_is_given_the_fact_from_an_earlier_session(mem, model):
+    fact = mem.add("User's sister Ana lives in Lisbon.", memory_type=MemoryType.USER, key="sister ana / location").id
+    mem.wait_indexed()
+    chat = Chat(mem, model, ChatConfig(max_reply_tokens=40, extract=False))
+    response = chat.send("Where does my sister live?")
+    reply = response.text()
+    assert reply.strip()
+    assert fact in response.result.memory_ids
+    assert "Ana lives in Lisbon" in response.result.prompt
+    assert response.result.stats.prompt_tokens == len(model.tokenize(response.result.prompt))
+
+
+def test_model_path_env_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("MEMDESK_MODEL", str(tmp_path / "elsewhere.gguf"))
+    with pytest.raises(ModelError, match="elsewhere.gguf"):
+        load_model()
+    assert Path(embedded_model_path()).exists()
