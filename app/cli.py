@@ -230,6 +230,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_welcome(args: argparse.Namespace) -> int:
+    if sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty():
+        return cli_chat.repl(args)
     with open_memory(args, embedder=False) as mem:
         data = mem.stats()
     count = data["memories"]

@@ -47,6 +47,47 @@ def cmd_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+def repl(args: argparse.Namespace) -> int:
+    """`memdesk` on a terminal: chat with the embedded model until Ctrl-D (the GUI replaces this)."""
+    from app.cli import open_memory
+    from engine.chat import Chat, ChatConfig
+    from engine.jobs import JobQueue
+    from engine.llm.registry import load_model
+    from engine.reader import EXTRACT_JOB, MemReader
+
+    with open_memory(args, embedder=True) as mem:
+        print(f"MemDesk — {mem.stats()['memories']} memories in {mem.paths.vault}. Loading the model…")
+        model = load_model()
+        try:
+            jobs = JobQueue(mem.db)
+            jobs.handlers[EXTRACT_JOB] = MemReader(mem, model).handle_job
+            jobs.start()  # extraction runs while you read the reply
+            chat = Chat(mem, model, jobs=jobs)
+            print(f"Chatting with {model.info.name} on this computer. Ctrl-D to quit.\n")
+            session = None
+            while True:
+                try:
+                    text = input("you> ").strip()
+                except EOFError:
+                    print()
+                    break
+                if not text:
+                    continue
+                response = chat.send(text, session)
+                sys.stdout.write("memdesk> ")
+                for piece in response:
+                    sys.stdout.write(piece)
+                    sys.stdout.flush()
+                session = response.result.session_id
+                used = len(response.result.memory_ids) + len(response.result.preference_ids)
+                print(f"\n  ({used} memories used)\n" if used else "\n")
+            jobs.stop()
+            jobs.drain()
+        finally:
+            model.close()
+    return 0
+
+
 def register(command, json_flag) -> None:
     p = command("chat", cmd_chat, "send one message to the local model, with your memories")
     p.add_argument("message", metavar="MESSAGE")

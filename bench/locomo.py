@@ -82,12 +82,34 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
-def run(data: Path, audit: Path | None, variants: list[str], limit: int | None, workdir: Path) -> dict:
+def extract_conversation(mem: Memory, sample: dict, raw_ids: list[str], model) -> int:
+    """Fine extraction over one conversation, a session at a time; returns memories added."""
+    from engine.reader import MemReader
+
+    reader = MemReader(mem, model, user_name=None, use_model=model is not None)
+    raw = [mem.get(i) for i in dict.fromkeys(raw_ids)]
+    added = 0
+    window = 8 if model is not None else 200  # the model reads a few turns at a time
+    for start in range(0, len(raw), window):
+        chunk = raw[start:start + window]
+        applied = reader.apply(reader.extract_items(chunk), scope=sample["sample_id"])
+        added += sum(a.action in ("added", "conflict") for a in applied)
+    return added
+
+
+def run(data: Path, audit: Path | None, variants: list[str], limit: int | None, workdir: Path,
+        extract: str = "none") -> dict:
     samples = json.loads(data.read_text())[:limit]
     corrections = load_corrections(audit)
     mem = Memory.open(workdir, passphrase=lambda confirm: "locomo-bench", background=False,
                       kdf=KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1))
     tokenizer = mem.embedder._load().tokenizer
+    model = None
+    if extract == "model":
+        from engine.llm.registry import load_model
+
+        model = load_model(n_ctx=2048)
+    extracted: dict[str, int] = {}
     try:
         add_times: list[float] = []
         started = time.perf_counter()
@@ -100,13 +122,17 @@ def run(data: Path, audit: Path | None, variants: list[str], limit: int | None, 
             add_times.append((time.perf_counter() - t0) * 1000 / max(1, len(messages)))
             turn_counts[sample["sample_id"]] = len(messages)
             memory_counts[sample["sample_id"]] = len({r.id for r in results})
+            if extract != "none":
+                extracted[sample["sample_id"]] = extract_conversation(mem, sample, [r.id for r in results], model)
         t0 = time.perf_counter()
         mem.wait_indexed()
         index_s = time.perf_counter() - t0
         report: dict = {"conversations": len(samples), "turns": sum(turn_counts.values()),
                         "memories": sum(memory_counts.values()), "memories_per_conversation": memory_counts,
                         "add_ms_per_turn_mean": statistics.mean(add_times), "index_s": index_s,
-                        "ingest_s": time.perf_counter() - started, "corrections_applied": 0, "variants": {}}
+                        "ingest_s": time.perf_counter() - started, "corrections_applied": 0, "variants": {},
+                        "extraction": extract, "extracted_per_conversation": extracted,
+                        "turns_per_conversation": turn_counts}
         for variant in variants:
             report["variants"][variant] = evaluate(mem, samples, corrections, VARIANTS[variant], tokenizer)
         report["corrections_applied"] = report["variants"][variants[0]].pop("corrections_applied")
@@ -116,6 +142,8 @@ def run(data: Path, audit: Path | None, variants: list[str], limit: int | None, 
             report[key] = main[key]
         return report
     finally:
+        if model is not None:
+            model.close()
         mem.close()
 
 
@@ -169,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audit", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--limit", type=int, help="only the first N conversations (quick runs)")
+    parser.add_argument("--extract", choices=["none", "rules", "model"], default="none",
+                        help="run fine extraction after the fast path (rules only, or rules + the chat model)")
     parser.add_argument("--variants", default="hybrid",
                         help=f"comma list of {sorted(VARIANTS)}; the first one fills the top-level keys")
     args = parser.parse_args(argv)
@@ -177,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}")
     with tempfile.TemporaryDirectory(prefix="memdesk-locomo-") as tmp:
-        report = run(args.data, args.audit, variants, args.limit, Path(tmp))
+        report = run(args.data, args.audit, variants, args.limit, Path(tmp), args.extract)
     report["command"] = "python -m bench.locomo " + " ".join(argv if argv is not None else sys.argv[1:])
     args.out.write_text(json.dumps(report, indent=2))
     summary = {k: report[k] for k in ("recall@1", "recall@5", "recall@10", "recall@20", "context_tokens@10",

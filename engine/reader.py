@@ -122,8 +122,9 @@ def _validated(proposal: object, ids: tuple[str, ...], when: datetime) -> Extrac
 
 
 class MemReader:
-    def __init__(self, mem: Memory, model: ChatModel | None = None, *, user_name: str = "User",
+    def __init__(self, mem: Memory, model: ChatModel | None = None, *, user_name: str | None = "User",
                  use_model: bool = True):
+        """`user_name=None`: each speaker is a person of their own (e.g. an imported transcript)."""
         self.mem = mem
         self.model = model
         self.user_name = user_name
@@ -135,7 +136,8 @@ class MemReader:
         items += self._known_people_moves(utterances, {i.key.lower() for i in items})
         if self.use_model:
             try:
-                items += llm_extract(self.model, [u for u in utterances if u.is_user], self.user_name)
+                speakers = [u for u in utterances if u.is_user]
+                items += llm_extract(self.model, speakers, self.user_name or speakers[0].speaker if speakers else "")
             except MemDeskError as exc:
                 log.warning("model extraction skipped: %s", exc)
         seen: set[tuple[str, str]] = set()
@@ -166,7 +168,7 @@ class MemReader:
                     continue
                 resolved = resolve_event_time(u.text, u.timestamp)
                 out.append(Extracted(
-                    key=key, memory=f"{self.user_name}'s {relation} {name} lives in {match['place']}.",
+                    key=key, memory=f"{self.user_name or u.speaker}'s {relation} {name} lives in {match['place']}.",
                     memory_type=MemoryType.USER.value, confidence=0.85, tags=("family", "location"),
                     event_time=resolved.start if resolved else None, message_ids=(u.message_id,)))
         return out

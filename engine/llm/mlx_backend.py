@@ -99,7 +99,7 @@ class MlxModel:
         No BOS or other special token is added: chat templates write their own.
         """
         _, tok = self._require_open()
-        hf = tok._tokenizer
+        hf = getattr(tok, "_tokenizer", tok)  # mlx_lm TokenizerWrapper -> the HF tokenizer
         if special:
             return list(hf.encode(text, add_special_tokens=False))
         return list(hf.encode(text, add_special_tokens=False, split_special_tokens=True))
