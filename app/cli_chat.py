@@ -88,7 +88,20 @@ def repl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model(args: argparse.Namespace) -> int:
+    from engine.llm.export import main as export_main
+
+    argv = ([args.gguf] if args.gguf else []) + [args.out] + (["--overwrite"] if args.overwrite else [])
+    return export_main(argv)
+
+
 def register(command, json_flag) -> None:
+    p = command("model", cmd_model, "model tools: export-mlx OUT writes the GGUF as an MLX/Hugging Face folder")
+    p.add_argument("action", choices=["export-mlx"])
+    p.add_argument("out", metavar="OUT", help="folder to create")
+    p.add_argument("--gguf", metavar="PATH", help="the GGUF to export (default: the embedded model)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+
     p = command("chat", cmd_chat, "send one message to the local model, with your memories")
     p.add_argument("message", metavar="MESSAGE")
     p.add_argument("--session", metavar="ID", help="continue this session (default: start a new one)")

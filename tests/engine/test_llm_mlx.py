@@ -26,8 +26,9 @@ for _mod in ("mlx_lm", "gguf", "accelerate", "transformers", "safetensors"):
 
 from engine.llm import export  # noqa: E402
 
-# Measured 1.000 (79/79) on Linux CPU, mlx 0.32.4 / llama-cpp-python 0.3.x; see docs/mlx-parity.md.
-MIN_PARITY = 0.8
+# Measured 74/78 = 0.949 (Linux CPU, mlx 0.32.4, llama-cpp-python 0.3.36); every mismatch is a near tie
+# (top-2 logits within 0.15). See docs/mlx-parity.md.
+MIN_PARITY = 0.85
 
 TURNS = [
     ChatTurn("system", "You are a concise assistant."),
