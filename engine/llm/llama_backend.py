@@ -80,6 +80,38 @@ class LlamaCppModel:
                 stats.stopped_by = choice["finish_reason"]
         stats.total_ms = (time.perf_counter() - started) * 1000
 
+    # ------------------------------------------------------ activation memory
+    def save_state(self, tokens: Sequence[int]) -> bytes:
+        """Prefill `tokens` and return only their KV cache (llama.cpp's per-sequence state).
+
+        The whole-context state (`Llama.save_state`) also carries logits for every prefix
+        token, about 6x larger; a restore needs only the KV data."""
+        import ctypes
+
+        llama_cpp = self._llama_cpp
+        self._llm.reset()
+        self._llm.eval(list(tokens))
+        ctx = self._llm._ctx.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+        if written != size:
+            raise ModelError(f"llama.cpp wrote {written} of {size} state bytes; the state was not saved.")
+        return bytes(buffer)
+
+    def load_state(self, state: bytes, tokens: Sequence[int]) -> None:
+        """Restore a state saved for exactly `tokens`; the next prompt that starts with them
+        only prefills what follows. The caller checks that the state belongs to this model."""
+        import ctypes
+
+        tokens = list(tokens)
+        self._llm.reset()
+        source = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)  # a copy: never mutate the cache
+        if self._llama_cpp.llama_state_seq_set_data(self._llm._ctx.ctx, source, len(state), 0) != len(state):
+            raise ModelError("llama.cpp rejected the saved state (another model or context size?).")
+        self._llm.input_ids[: len(tokens)] = tokens
+        self._llm.n_tokens = len(tokens)
+
     def close(self) -> None:
         llm, self._llm = getattr(self, "_llm", None), None
         if llm is not None:

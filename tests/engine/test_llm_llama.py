@@ -82,3 +82,27 @@ def test_model_path_env_override(monkeypatch, tmp_path):
     with pytest.raises(ModelError, match="elsewhere.gguf"):
         load_model()
     assert Path(embedded_model_path()).exists()
+
+
+def test_restored_prefix_state_gives_the_same_greedy_reply_token_for_token(model):
+    from engine.llm.base import StatefulModel
+
+    assert isinstance(model, StatefulModel)
+    prefix = model.render_chat([ChatTurn("system", "You are helpful. The user's sister Ana lives in Porto. "
+                                                   "The user likes hiking and short answers.")],
+                               add_generation_prompt=False)
+    prompt = prefix + model.render_chat([ChatTurn("user", "Where does my sister live?")])
+    prefix_tokens = model.tokenize(prefix)
+    assert model.tokenize(prompt)[: len(prefix_tokens)] == prefix_tokens
+    config = GenerationConfig(max_tokens=20)
+    state = model.save_state(prefix_tokens)
+    model._llm.reset()  # from scratch
+    cold_stats = GenerationStats()
+    cold = "".join(model.stream(prompt, config, cold_stats))
+    model.load_state(state, prefix_tokens)
+    warm_stats = GenerationStats()
+    warm = "".join(model.stream(prompt, config, warm_stats))
+    assert warm == cold and cold
+    # KV only: ~23 KB a token for SmolLM2 (30 layers x K,V x 3 heads x 64 x fp16); the logits
+    # a whole-context state would add are 49,152 floats = 196 KB a token.
+    assert len(state) < 50 * 1024 * len(prefix_tokens)
