@@ -94,15 +94,16 @@ def llm_extract(model: ChatModel, utterances: list[Utterance], user_name: str,
         log.info("model extraction was not valid JSON (cut by max_tokens?); rules only")
         return []
     ids = tuple(u.message_id for u in utterances)
+    said = set(keywords(conversation))
     out: list[Extracted] = []
     for proposal in proposals if isinstance(proposals, list) else []:
-        item = _validated(proposal, ids, last)
+        item = _validated(proposal, ids, last, said)
         if item is not None:
             out.append(item)
     return out
 
 
-def _validated(proposal: object, ids: tuple[str, ...], when: datetime) -> Extracted | None:
+def _validated(proposal: object, ids: tuple[str, ...], when: datetime, said: set[str]) -> Extracted | None:
     if not isinstance(proposal, dict):
         return None
     memory, key, kind = proposal.get("memory"), proposal.get("key"), proposal.get("type")
@@ -113,6 +114,13 @@ def _validated(proposal: object, ids: tuple[str, ...], when: datetime) -> Extrac
     if not (8 <= len(memory) <= 400 and 2 <= len(key) <= 80) or not isinstance(confidence, (int, float)):
         return None
     if re.search(r"\b(I|my|me)\b", memory):  # not third person: the model did not follow the format
+        return None
+    if float(confidence) < 0.3 or re.search(r"Memory\b", memory):  # echoes of the instructions
+        return None
+    # Grounding: a fact must be made of words that were said; small models otherwise
+    # paraphrase the prompt or invent. (Stemming is not needed: the words are copied.)
+    words = set(keywords(memory))
+    if len(words) < 2 or len(words & said) < 0.6 * len(words):
         return None
     resolved = resolve_event_time(memory, when)
     # A small model's guess counts for less than an explicit rule match.

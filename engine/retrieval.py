@@ -20,7 +20,7 @@ from datetime import datetime
 import apsw
 import numpy as np
 
-from engine.cube import Filters, MemoryItem, Relation, SearchHit, to_utc, ts, utcnow
+from engine.cube import Filters, MemoryItem, MemoryType, Relation, SearchHit, to_utc, ts, utcnow
 from engine.store import vault, vectors
 from engine.text import fts_query
 from engine.timeparse import TimeRange, find_time_range
@@ -193,13 +193,38 @@ def search(conn: apsw.Connection, query_plan: QueryPlan, qvec: np.ndarray | None
     items = vault.fetch_many(conn, [c.rowid for c in ranked_pool[: k * 3]])
     now_ts = (now or utcnow()).timestamp()
     hits: list[SearchHit] = []
-    for cand in ranked_pool:
-        item = items.get(cand.rowid)
-        if item is None or _expired(item, now_ts) or not _matches(item, f):
-            continue
+    # Dedup by provenance: a fact extracted from a turn says what the turn said, in a form
+    # the model reads better (third person, dated, versioned). When both are candidates the
+    # fact stands for the turn; two facts from the same turns keep only the better one.
+    cands = [(c, items[c.rowid]) for c in ranked_pool if c.rowid in items
+             and not _expired(items[c.rowid], now_ts) and _matches(items[c.rowid], f)]
+    fact_for: dict[str, tuple[_Candidate, MemoryItem]] = {}  # message id -> best fact drawn from it
+    for cand, item in cands:
+        if item.memory_type != MemoryType.RAW_CHAT.value:
+            for message_id in _said_in(item):
+                fact_for.setdefault(message_id, (cand, item))
+    emitted: set[int] = set()
+    covered: set[str] = set()
+
+    def emit(cand: _Candidate, item: MemoryItem) -> None:
+        said_in = _said_in(item)
+        if cand.rowid in emitted or (said_in and said_in <= covered):
+            return
+        emitted.add(cand.rowid)
+        covered.update(said_in)
         hits.append(SearchHit(item=item, score=cand.score, signals=cand.signals))
-        if len(hits) == k:
+
+    for cand, item in cands:
+        if item.memory_type == MemoryType.RAW_CHAT.value and (facts := [fact_for[m] for m in _said_in(item)
+                                                                          if m in fact_for]):
+            for fact in facts:  # the fact takes the turn's place in the ranking
+                emit(*fact)
+            if _said_in(item) <= covered:
+                continue
+        emit(cand, item)
+        if len(hits) >= k:
             break
+    return hits[:k]
     return hits
 
 
@@ -226,6 +251,10 @@ def _matches(item: MemoryItem, f: Filters) -> bool:
             and all(tag in item.tags for tag in f.tags)
             and (f.since is None or (item.event_time or item.created_at) >= f.since)
             and (f.until is None or (item.event_time or item.created_at) < f.until))
+
+
+def _said_in(item: MemoryItem) -> set[str]:
+    return {s.message_id for s in item.sources if s.message_id}
 
 
 def _expired(item: MemoryItem, now_ts: float) -> bool:

@@ -41,6 +41,9 @@ def test_model_proposals_are_validated_and_capped():
         {"key": "x", "memory": "I like tea", "type": "PreferenceMemory", "confidence": 0.9},  # first person
         {"key": "pet", "memory": "Sam has a cat.", "type": "NotAType", "confidence": 0.9},  # bad type
         {"key": "pet", "memory": 42, "type": "UserMemory", "confidence": 0.9},  # not text
+        {"key": "boat", "memory": "Sam owns a yacht in Monaco.", "type": "UserMemory", "confidence": 0.9},  # never said
+        {"key": "memory", "memory": "UserMemory, PreferenceMemory or LongTermMemory.", "type": "UserMemory",
+         "confidence": 0.0},  # an echo of the instructions
     ]).replace("}, {", "},{"))
     items = llm_extract(model, [Utterance("I live in Oslo.", "Sam", WHEN, "m1")], "Sam")
     assert [(i.key, i.memory, i.confidence) for i in items] == [("home / location", "Sam lives in Oslo.", 0.8)]
