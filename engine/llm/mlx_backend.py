@@ -34,7 +34,8 @@ def _hold_back(text: str, stops: Sequence[str]) -> int:
 class MlxModel:
     """`engine.llm.base.ChatModel` on an MLX / HF model folder (config.json, *.safetensors, tokenizer)."""
 
-    def __init__(self, path: Path, *, name: str | None = None, n_ctx: int | None = None) -> None:
+    def __init__(self, path: Path, *, name: str | None = None, n_ctx: int | None = None,
+                 adapter_path: Path | None = None) -> None:
         path = Path(path).expanduser().absolute()
         if not path.is_dir():
             raise ModelError(
@@ -62,7 +63,7 @@ class MlxModel:
                 "(on Linux: `pip install \"mlx[cpu]\" mlx-lm`), or choose a GGUF model."
             ) from exc
         try:
-            model, tokenizer = mlx_lm.load(str(path))
+            model, tokenizer = mlx_lm.load(str(path), adapter_path=str(adapter_path) if adapter_path else None)
         except Exception as exc:  # mlx_lm raises ValueError/FileNotFoundError/KeyError for bad folders
             raise ModelError(
                 f"Cannot load the MLX model in {path}: {type(exc).__name__}: {exc}. "
@@ -84,6 +85,7 @@ class MlxModel:
             path=str(path),
             fingerprint=fingerprint_folder(path),
             n_ctx=ctx,
+            adapter=fingerprint_folder(Path(adapter_path)) if adapter_path else None,
         )
 
     # -- tokens -------------------------------------------------------------------------

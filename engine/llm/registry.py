@@ -59,7 +59,7 @@ def load_model(path: Path | None = None, *, backend: str = "auto", n_ctx: int = 
     if chosen == "mlx":
         from engine.llm.mlx_backend import MlxModel
 
-        return MlxModel(path)
+        return MlxModel(path, n_ctx=n_ctx, adapter_path=lora_path)
     from engine.llm.llama_backend import LlamaCppModel
 
     return LlamaCppModel(path, n_ctx=n_ctx, lora_path=lora_path)
