@@ -50,7 +50,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def repl(args: argparse.Namespace) -> int:
     """`memdesk` on a terminal: chat with the embedded model until Ctrl-D (the GUI replaces this)."""
     from app.cli import open_memory
-    from engine.chat import Chat, ChatConfig
+    from engine.chat import Chat
     from engine.jobs import JobQueue
     from engine.llm.registry import load_model
     from engine.reader import EXTRACT_JOB, MemReader

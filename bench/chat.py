@@ -10,11 +10,9 @@ new session each turn so no KV prefix is reused), generation speed, and the whol
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.scale import synthetic  # noqa: E402
+from bench.common import write_report  # noqa: E402
 from engine.api import Memory  # noqa: E402
 from engine.chat import Chat, ChatConfig  # noqa: E402
 from engine.keys import KdfParams  # noqa: E402
@@ -78,10 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="memdesk-chat-") as tmp:
         report = run(args.turns, args.max_tokens, Path(tmp))
-    report["command"] = "python -m bench.chat " + " ".join(argv if argv is not None else sys.argv[1:])
-    report["cpus"] = os.cpu_count()
-    args.out.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    write_report(report, args.out, "bench.chat", argv)
     return 0
 
 

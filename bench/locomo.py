@@ -15,7 +15,6 @@ import json
 import os
 import re
 import statistics
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -23,6 +22,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.common import percentile, write_report  # noqa: E402
 from engine.api import Memory  # noqa: E402
 from engine.cube import ChatMessage, Filters  # noqa: E402
 from engine.keys import KdfParams  # noqa: E402
@@ -75,11 +75,6 @@ def load_corrections(path: Path | None) -> dict[str, list[str]]:
         return {}
     return {e["question_id"]: e["correct_evidence"] for e in json.loads(path.read_text())
             if e.get("error_type") == "WRONG_CITATION" and e.get("correct_evidence")}
-
-
-def percentile(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
 def extract_conversation(mem: Memory, sample: dict, raw_ids: list[str], model) -> int:
@@ -208,12 +203,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown variants {sorted(unknown)}")
     with tempfile.TemporaryDirectory(prefix="memdesk-locomo-") as tmp:
         report = run(args.data, args.audit, variants, args.limit, Path(tmp), args.extract)
-    report["command"] = "python -m bench.locomo " + " ".join(argv if argv is not None else sys.argv[1:])
-    args.out.write_text(json.dumps(report, indent=2))
     summary = {k: report[k] for k in ("recall@1", "recall@5", "recall@10", "recall@20", "context_tokens@10",
                                       "search_ms_p50", "search_ms_p95")}
     summary["variants"] = {v: r["recall@10"] for v, r in report["variants"].items()}
-    print(json.dumps(summary, indent=2))
+    write_report(report, args.out, "bench.locomo", argv, show=summary)
     return 0
 
 

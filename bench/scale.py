@@ -11,10 +11,8 @@ query. The vault is on disk and encrypted, as a user's would be.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -22,6 +20,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.common import percentile, write_report  # noqa: E402
 from engine.api import Memory  # noqa: E402
 from engine.keys import KdfParams  # noqa: E402
 
@@ -51,8 +50,7 @@ def queries(rng: random.Random, n: int) -> list[str]:
 
 
 def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return round(values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))], 3)
+    return round(percentile(values, q), 3)
 
 
 def run(n: int, n_queries: int, workdir: Path, seed: int = 7) -> dict:
@@ -121,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="memdesk-scale-") as tmp:
             report = run(args.n, args.queries, Path(tmp))
-    report["command"] = "python -m bench.scale " + " ".join(argv if argv is not None else sys.argv[1:])
-    report["cpus"] = os.cpu_count()
-    args.out.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    write_report(report, args.out, "bench.scale", argv)
     return 0
 
 

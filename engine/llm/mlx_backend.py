@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from engine.errors import InvalidInputError, ModelError
 from engine.llm.base import ChatTurn, GenerationConfig, GenerationStats, ModelInfo, fingerprint_folder
 
@@ -207,10 +209,8 @@ class MlxModel:
 
     # -- logits (parity checks, activation experiments) ---------------------------------
 
-    def logits(self, tokens: Sequence[int]) -> "numpy.ndarray":  # noqa: F821
+    def logits(self, tokens: Sequence[int]) -> np.ndarray:
         """Next-token logits at every position of `tokens`, shape (len(tokens), vocab), float32."""
-        import numpy as np
-
         model, _ = self._require_open()
         mx = self._mx
         if not tokens:
@@ -220,7 +220,7 @@ class MlxModel:
         mx.eval(out)
         return np.array(out, copy=True)
 
-    def next_token_logits(self, tokens: Sequence[int]) -> "numpy.ndarray":  # noqa: F821
+    def next_token_logits(self, tokens: Sequence[int]) -> np.ndarray:
         """Logits for the token that follows `tokens`, shape (vocab,), float32."""
         return self.logits(tokens)[-1]
 

@@ -1,0 +1,21 @@
+"""Helpers every benchmark shares: percentiles and writing the JSON report."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (no interpolation: every figure is one that was measured)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def write_report(report: dict, out: Path, module: str, argv: list[str] | None, show: dict | None = None) -> None:
+    """Record the exact command and machine with the figures, write them, and print them."""
+    report["command"] = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
+    report["cpus"] = os.cpu_count()
+    out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report if show is None else show, indent=2))
