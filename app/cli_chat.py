@@ -95,7 +95,26 @@ def cmd_model(args: argparse.Namespace) -> int:
     return export_main(argv)
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from app.cli import open_memory
+    from engine.activation import ActivationCache
+
+    with open_memory(args, embedder=False) as mem:
+        data = ActivationCache(mem.db).stats()
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"{data['states']} cached prefix states, {data['bytes'] / 1e6:.1f} MB of {data['cap_bytes'] / 1e6:.0f} MB")
+        for m in data["models"]:
+            print(f"  {m['backend']} {m['model']}: {m['states']} states, {m['tokens']} tokens, last used {m['last_used']}")
+    return 0
+
+
 def register(command, json_flag) -> None:
+    p = command("cache", cmd_cache, "activation memory (precomputed KV states): stats")
+    p.add_argument("action", choices=["stats"])
+    json_flag(p)
     p = command("model", cmd_model, "model tools: export-mlx OUT writes the GGUF as an MLX/Hugging Face folder")
     p.add_argument("action", choices=["export-mlx"])
     p.add_argument("out", metavar="OUT", help="folder to create")

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 AddedHook = Callable[[list[MemoryItem]], None]
 """Called after a fast-path add commits, with the new items. Fine extraction plugs in here."""
+ChangedHook = Callable[[list[str]], None]
+"""Called after memories were edited, archived, deleted or purged, with their ids
+(activation memory drops cached prefixes that rendered them)."""
 
 
 class Memory:
@@ -47,6 +50,7 @@ class Memory:
         self.embedder = embedder
         self.indexer = Indexer(db, embedder) if embedder is not None else None
         self.on_added: list[AddedHook] = []
+        self.on_changed: list[ChangedHook] = []
         self._background = background
         if self.indexer is not None and background:
             self.indexer.start()
@@ -186,6 +190,8 @@ class Memory:
             item = vault.fetch(conn, rowid)
         if "memory" in changes and self.indexer is not None and self._background:
             self.indexer.notify()
+        for hook in self.on_changed:
+            hook([item.id])
         return item
 
     def archive(self, memory_id: str) -> MemoryItem:
@@ -203,6 +209,8 @@ class Memory:
         with self.db.write() as conn:
             rowid, full_id = vault.resolve(conn, memory_id)
             vault.purge(conn, rowid)
+        for hook in self.on_changed:
+            hook([full_id])
         return full_id
 
     def link(self, src: str, dst: str, relation: Relation | str, weight: float = 1.0) -> None:

@@ -137,7 +137,34 @@ def m002_sessions_and_jobs(conn: apsw.Connection) -> None:
     """)
 
 
-MIGRATIONS: list[Callable[[apsw.Connection], None]] = [m001_memories, m002_sessions_and_jobs]
+def m003_kv_states(conn: apsw.Connection) -> None:
+    # Activation memory: KV states of prompt prefixes, kept inside the encrypted vault.
+    conn.execute("""
+    CREATE TABLE kv_states(
+        id INTEGER PRIMARY KEY,
+        model_fp TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        n_ctx INTEGER NOT NULL,
+        prefix_hash TEXT NOT NULL,  -- sha256 of the exact prefix token ids
+        n_tokens INTEGER NOT NULL,
+        label TEXT NOT NULL DEFAULT '',
+        state BLOB NOT NULL,
+        state_hash TEXT NOT NULL,  -- sha256 of state: a damaged blob is never restored
+        bytes INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        last_used_at REAL NOT NULL,
+        UNIQUE(model_fp, n_ctx, prefix_hash)
+    );
+    CREATE INDEX kv_states_lru ON kv_states(last_used_at);
+    CREATE TABLE kv_state_memories(
+        memory_id TEXT NOT NULL,
+        state_id INTEGER NOT NULL REFERENCES kv_states(id) ON DELETE CASCADE,
+        PRIMARY KEY(memory_id, state_id)
+    ) WITHOUT ROWID;
+    """)
+
+
+MIGRATIONS: list[Callable[[apsw.Connection], None]] = [m001_memories, m002_sessions_and_jobs, m003_kv_states]
 
 
 def migrate(conn: apsw.Connection) -> list[str]:

@@ -262,3 +262,8 @@ def test_no_command_opens_the_vault_and_says_where_it_is(tmp_path):
     proc = ok()
     assert str(vault_file(Path(os.environ["MEMDESK_DATA_DIR"]))) in proc.stdout
     assert "(1 memory, encrypted)" in proc.stdout
+
+
+def test_cache_stats_reports_an_empty_activation_cache():
+    data = json.loads(ok("cache", "stats", "--json").stdout)
+    assert data["states"] == 0 and data["bytes"] == 0 and data["cap_bytes"] > 0

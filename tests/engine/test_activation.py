@@ -1,0 +1,75 @@
+"""Activation memory on the real embedded model: store, match, restore, reject, invalidate, evict."""
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install; this guards partial set-ups")
+
+from engine.activation import ActivationCache  # noqa: E402
+from engine.llm.base import ChatTurn, GenerationConfig  # noqa: E402
+from engine.llm.registry import load_model  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model():
+    llm = load_model(n_ctx=1024)
+    yield llm
+    llm.close()
+
+
+def prompts(model):
+    prefix = model.render_chat([ChatTurn("system", "You are MemDesk. What you remember about the user:\n"
+                                                   "- The user's sister Ana lives in Porto.\n"
+                                                   "- The user likes hiking and short answers.")],
+                               add_generation_prompt=False)
+    prompt = prefix + model.render_chat([ChatTurn("user", "Where does my sister live?")])
+    return model.tokenize(prefix), prompt, model.tokenize(prompt)
+
+
+def test_a_stored_prefix_is_found_restored_and_gives_the_same_reply(kw_mem, model):
+    cache = ActivationCache(kw_mem.db)
+    prefix, prompt, prompt_tokens = prompts(model)
+    model._llm.reset()
+    cold = "".join(model.stream(prompt, GenerationConfig(max_tokens=16)))
+    cache.put(model, prefix, memory_ids=["m-sister"], label="session")
+    model._llm.reset()
+    record = cache.find(model, prompt_tokens)
+    assert record is not None and record.n_tokens == len(prefix)
+    assert cache.restore(model, record, prompt_tokens)
+    assert "".join(model.stream(prompt, GenerationConfig(max_tokens=16))) == cold
+    stats = cache.stats()
+    assert stats["states"] == 1 and stats["hits"] == 1 and stats["bytes"] == record.bytes
+    assert cache.find(model, model.tokenize("an unrelated prompt")) is None
+
+
+def test_a_damaged_state_is_rejected_and_deleted_never_used(kw_mem, model):
+    cache = ActivationCache(kw_mem.db)
+    prefix, _, prompt_tokens = prompts(model)
+    record = cache.put(model, prefix)
+    with kw_mem.db.write() as conn:
+        conn.execute("UPDATE kv_states SET state = zeroblob(bytes) WHERE id = ?", (record.id,))
+    assert cache.restore(model, record, prompt_tokens) is False
+    assert cache.stats()["states"] == 0 and cache.rejected == 1
+
+
+def test_a_changed_memory_invalidates_the_prefixes_that_rendered_it(kw_mem, model):
+    cache = ActivationCache(kw_mem.db)
+    kw_mem.on_changed.append(cache.invalidate_memories)
+    fact = kw_mem.add("The user's sister Ana lives in Porto.").id
+    prefix, _, prompt_tokens = prompts(model)
+    cache.put(model, prefix, memory_ids=[fact])
+    cache.put(model, prefix[:-3], memory_ids=["another"])
+    kw_mem.update(fact, memory="The user's sister Ana lives in Braga.")
+    remaining = cache.find(model, prompt_tokens)
+    assert remaining is not None and remaining.n_tokens == len(prefix) - 3
+
+
+def test_least_recently_used_states_are_evicted_over_the_cap(kw_mem, model):
+    prefix, _, _ = prompts(model)
+    probe = ActivationCache(kw_mem.db).put(model, prefix[:10])
+    cache = ActivationCache(kw_mem.db, cap_bytes=int(probe.bytes * 2.5))
+    for n in (11, 12, 13):
+        cache.put(model, prefix[:n])
+    assert cache.stats()["states"] == 2
+    assert cache.find(model, prefix[:11] + [1]) is None  # the two oldest went first
+    assert cache.find(model, prefix[:13] + [1]).n_tokens == 13
