@@ -13,20 +13,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from engine.api import Memory
 from engine.cube import ChatMessage, Filters, MemoryItem, MemoryType, to_utc, utcnow
 from engine.errors import ModelError
 from engine.jobs import JobQueue
-from engine.llm.base import ChatModel, ChatTurn, GenerationConfig, GenerationStats
+from engine.activation import ActivationCache
+from engine.llm.base import ChatModel, ChatTurn, GenerationConfig, GenerationStats, StatefulModel
 from engine.reader import EXTRACT_JOB, extraction_payload, parse_query
 from engine.resources import text as resource_text
 from engine.sessions import Message, Sessions
 from engine.text import check_text
 
-_SAFETY_TOKENS = 16  # template tokens the renderer may add around turns
+_SAFETY_TOKENS = 48  # template tokens around turns and the memory-block headers
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class TurnResult:
     prompt: str = ""
     history_used: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    activation: str = "off"  # "hit" | "stored" | "unaligned" | "off"
 
 
 class ChatResponse:
@@ -81,12 +83,13 @@ class ChatResponse:
 
 class Chat:
     def __init__(self, mem: Memory, model: ChatModel, config: ChatConfig = ChatConfig(),
-                 jobs: JobQueue | None = None):
+                 jobs: JobQueue | None = None, activation: ActivationCache | None = None):
         self.mem = mem
         self.model = model
         self.config = config
         self.sessions = Sessions(mem.db)
         self.jobs = jobs
+        self.activation = activation
 
     def send(self, text: str, session_id: str | None = None, *, now: datetime | None = None) -> ChatResponse:
         text = check_text(text, "message")
@@ -103,27 +106,32 @@ class Chat:
         preferences = self._preferences(text, intent.memory_types)
         pinned = self.mem.list(Filters(pinned=True), order="priority", limit=20)
         timings["retrieve_ms"] = (time.perf_counter() - t0) * 1000
-        prompt, used_memories, used_prefs, used_history = self._fit(text, now, pinned, preferences, memories, history)
+        turns, used_memories, used_prefs, used_history, prefix_ids = self._fit(
+            text, now, pinned, preferences, memories, history)
+        prompt = self.model.render_chat(turns)
         result = TurnResult(session_id=session.id, user_message=user_message,
                             memory_ids=tuple(m.id for m in used_memories),
                             preference_ids=tuple(m.id for m in used_prefs), prompt=prompt,
                             history_used=used_history, timings_ms=timings)
+        if self.activation is not None and isinstance(self.model, StatefulModel):
+            t0 = time.perf_counter()
+            result.activation = self._activate(turns[0], prompt, prefix_ids)
+            timings["activation_ms"] = (time.perf_counter() - t0) * 1000
         config = GenerationConfig(max_tokens=self.config.max_reply_tokens, temperature=self.config.temperature)
         pieces = self.model.stream(prompt, config, result.stats)
         return ChatResponse(pieces, result, lambda reply: self._store(result, text, reply, now))
 
     # ------------------------------------------------------------ retrieval
     def _preferences(self, text: str, wanted: tuple[str, ...]) -> list[MemoryItem]:
-        """Preferences relevant to this message; every one when the message is about preferences."""
+        """Standing preferences (highest priority first; they go into the cacheable prefix),
+        then those relevant to this message; more of both when it is about preferences."""
         only_prefs = Filters(memory_types=(MemoryType.PREFERENCE.value,))
-        hits = self.mem.search(text, k=self.config.preference_k, filters=only_prefs)
-        found = [h.item for h in hits]
-        if MemoryType.PREFERENCE.value in wanted or not found:
-            # Standing instructions ("I prefer short answers") apply whatever the topic.
-            for item in self.mem.list(only_prefs, order="priority", limit=self.config.preference_k):
-                if item.id not in {f.id for f in found}:
-                    found.append(item)
-        return found[: self.config.preference_k * 2]
+        k = self.config.preference_k * (2 if MemoryType.PREFERENCE.value in wanted else 1)
+        standing = self.mem.list(only_prefs, order="priority", limit=k)
+        found = {item.id: item for item in standing}
+        for hit in self.mem.search(text, k=k, filters=only_prefs):
+            found.setdefault(hit.item.id, replace(hit.item, info={**hit.item.info, "_relevant": True}))
+        return list(found.values())
 
     # --------------------------------------------------------------- budget
     def _fit(self, text: str, now: datetime, pinned: list[MemoryItem], preferences: list[MemoryItem],
@@ -167,10 +175,31 @@ class Chat:
             kept.append(message)
             used += cost
         kept.reverse()
-        turns = [ChatTurn("system", _system(user, now, chosen_prefs, chosen))]
+        # The first system turn is the memory prefix: stable across turns (pinned memories and
+        # standing preferences), so its KV state can be cached. What this message retrieved
+        # goes in a second block right before it.
+        in_prefix = [m for m in chosen_prefs if "_relevant" not in m.info] + [m for m in chosen if m.pinned]
+        prefix_prefs = [m for m in chosen_prefs if "_relevant" not in m.info]
+        turn_prefs = [m for m in chosen_prefs if "_relevant" in m.info]
+        turns = [ChatTurn("system", _system(user, now, prefix_prefs, [m for m in chosen if m.pinned]))]
         turns += [ChatTurn(m.role, m.content) for m in kept]
+        block = _memory_block(user, turn_prefs, [m for m in chosen if not m.pinned])
+        if block:
+            turns.append(ChatTurn("system", block))
         turns.append(ChatTurn("user", text))
-        return self.model.render_chat(turns), chosen, chosen_prefs, len(kept)
+        return turns, chosen, chosen_prefs, len(kept), [m.id for m in in_prefix]
+
+    def _activate(self, prefix_turn: ChatTurn, prompt: str, memory_ids: list[str]) -> str:
+        """Restore the KV state of the memory prefix, or compute and keep it. Returns what happened."""
+        prefix = self.model.tokenize(self.model.render_chat([prefix_turn], add_generation_prompt=False))
+        tokens = self.model.tokenize(prompt)
+        if tokens[: len(prefix)] != prefix:
+            return "unaligned"
+        record = self.activation.find(self.model, tokens)
+        if record is not None and record.n_tokens == len(prefix) and self.activation.restore(self.model, record, tokens):
+            return "hit"
+        self.activation.put(self.model, prefix, memory_ids=memory_ids, label="chat prefix")
+        return "stored"
 
     # ---------------------------------------------------------------- store
     def _store(self, result: TurnResult, text: str, reply: str, now: datetime) -> None:
@@ -201,16 +230,19 @@ def _line(item: MemoryItem) -> str:
     return f"- ({when}) {item.memory}"
 
 
-def _system(user: str, now: datetime, preferences: list[MemoryItem], memories: list[MemoryItem]) -> str:
-    prefs = ""
+def _memory_block(user: str, preferences: list[MemoryItem], memories: list[MemoryItem]) -> str:
+    text = ""
     if preferences:
-        prefs = f"\n{user}'s preferences. Your reply must respect them:\n" + "\n".join(
+        text += f"\n{user}'s preferences. Your reply must respect them:\n" + "\n".join(
             f"- {p.memory}" for p in preferences) + "\n"
-    mems = ""
     if memories:
-        mems = f"\nWhat you remember about {user} (dated):\n" + "\n".join(_line(m) for m in memories) + "\n"
+        text += f"\nWhat you remember about {user} (dated):\n" + "\n".join(_line(m) for m in memories) + "\n"
+    return text.strip()
+
+
+def _system(user: str, now: datetime, preferences: list[MemoryItem], memories: list[MemoryItem]) -> str:
     return resource_text("prompts/chat_system.txt").format(
-        user=user, today=now.strftime("%A %d %B %Y"), preferences=prefs, memories=mems).strip()
+        user=user, today=now.strftime("%A %d %B %Y"), memories=_memory_block(user, preferences, memories)).strip()
 
 
 def _title(text: str) -> str:

@@ -73,3 +73,30 @@ def test_least_recently_used_states_are_evicted_over_the_cap(kw_mem, model):
     assert cache.stats()["states"] == 2
     assert cache.find(model, prefix[:11] + [1]) is None  # the two oldest went first
     assert cache.find(model, prefix[:13] + [1]).n_tokens == 13
+
+
+def test_chat_restores_the_memory_prefix_and_replies_exactly_as_from_scratch(mem, model):
+    from engine.chat import Chat, ChatConfig
+    from engine.cube import MemoryType
+
+    mem.add("The user prefers short answers.", memory_type=MemoryType.PREFERENCE, priority=5)
+    mem.add("The user's sister Ana lives in Porto.", pinned=True)
+    mem.wait_indexed()
+    config = ChatConfig(max_reply_tokens=24, extract=False)
+    cold = Chat(mem, model, config)  # no activation memory
+    model._llm.reset()
+    expected = cold.send("Where does my sister live?").text()
+
+    cache = ActivationCache(mem.db)
+    chat = Chat(mem, model, config, activation=cache)
+    first = chat.send("Where does my sister live?")
+    assert first.text() == expected and first.result.activation == "stored"
+    model._llm.reset()  # as after a restart: nothing evaluated
+    second = chat.send("Where does my sister live?")
+    assert second.text() == expected and second.result.activation == "hit"
+    assert cache.stats()["hits"] == 1
+    # Editing a memory inside the prefix invalidates it.
+    mem.on_changed.append(cache.invalidate_memories)
+    pinned = mem.list(__import__("engine.cube", fromlist=["Filters"]).Filters(pinned=True))[0]
+    mem.update(pinned.id, memory="The user's sister Ana lives in Braga.")
+    assert cache.stats()["states"] == 0
