@@ -80,6 +80,10 @@ class LlamaCppModel:
                 stats.stopped_by = choice["finish_reason"]
         stats.total_ms = (time.perf_counter() - started) * 1000
 
+    def reset(self) -> None:
+        """Forget every evaluated token (the next prompt is prefilled from scratch)."""
+        self._llm.reset()
+
     # ------------------------------------------------------ activation memory
     def save_state(self, tokens: Sequence[int]) -> bytes:
         """Prefill `tokens` and return only their KV cache (llama.cpp's per-sequence state).
@@ -89,7 +93,7 @@ class LlamaCppModel:
         import ctypes
 
         llama_cpp = self._llama_cpp
-        self._llm.reset()
+        self.reset()
         self._llm.eval(list(tokens))
         ctx = self._llm._ctx.ctx
         size = llama_cpp.llama_state_seq_get_size(ctx, 0)
@@ -105,7 +109,7 @@ class LlamaCppModel:
         import ctypes
 
         tokens = list(tokens)
-        self._llm.reset()
+        self.reset()
         source = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)  # a copy: never mutate the cache
         if self._llama_cpp.llama_state_seq_set_data(self._llm._ctx.ctx, source, len(state), 0) != len(state):
             raise ModelError("llama.cpp rejected the saved state (another model or context size?).")

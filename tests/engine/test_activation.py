@@ -29,10 +29,10 @@ def prompts(model):
 def test_a_stored_prefix_is_found_restored_and_gives_the_same_reply(kw_mem, model):
     cache = ActivationCache(kw_mem.db)
     prefix, prompt, prompt_tokens = prompts(model)
-    model._llm.reset()
+    model.reset()
     cold = "".join(model.stream(prompt, GenerationConfig(max_tokens=16)))
     cache.put(model, prefix, memory_ids=["m-sister"], label="session")
-    model._llm.reset()
+    model.reset()
     record = cache.find(model, prompt_tokens)
     assert record is not None and record.n_tokens == len(prefix)
     assert cache.restore(model, record, prompt_tokens)
@@ -84,14 +84,14 @@ def test_chat_restores_the_memory_prefix_and_replies_exactly_as_from_scratch(mem
     mem.wait_indexed()
     config = ChatConfig(max_reply_tokens=24, extract=False)
     cold = Chat(mem, model, config)  # no activation memory
-    model._llm.reset()
+    model.reset()
     expected = cold.send("Where does my sister live?").text()
 
     cache = ActivationCache(mem.db)
     chat = Chat(mem, model, config, activation=cache)
     first = chat.send("Where does my sister live?")
     assert first.text() == expected and first.result.activation == "stored"
-    model._llm.reset()  # as after a restart: nothing evaluated
+    model.reset()  # as after a restart: nothing evaluated
     second = chat.send("Where does my sister live?")
     assert second.text() == expected and second.result.activation == "hit"
     assert cache.stats()["hits"] == 1

@@ -96,7 +96,7 @@ def test_restored_prefix_state_gives_the_same_greedy_reply_token_for_token(model
     assert model.tokenize(prompt)[: len(prefix_tokens)] == prefix_tokens
     config = GenerationConfig(max_tokens=20)
     state = model.save_state(prefix_tokens)
-    model._llm.reset()  # from scratch
+    model.reset()  # from scratch
     cold_stats = GenerationStats()
     cold = "".join(model.stream(prompt, config, cold_stats))
     model.load_state(state, prefix_tokens)
