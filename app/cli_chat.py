@@ -50,10 +50,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def repl(args: argparse.Namespace) -> int:
     """`memdesk` on a terminal: chat with the embedded model until Ctrl-D (the GUI replaces this)."""
     from app.cli import open_memory
+    from engine.activation import ActivationCache
     from engine.chat import Chat
     from engine.jobs import JobQueue
     from engine.llm.registry import load_model
+    from engine.next_scene import Preparer
     from engine.reader import EXTRACT_JOB, MemReader
+    from engine.scheduler import MemScheduler
 
     with open_memory(args, embedder=True) as mem:
         print(f"MemDesk — {mem.stats()['memories']} memories in {mem.paths.vault}. Loading the model…")
@@ -61,8 +64,11 @@ def repl(args: argparse.Namespace) -> int:
         try:
             jobs = JobQueue(mem.db)
             jobs.handlers[EXTRACT_JOB] = MemReader(mem, model).handle_job
-            jobs.start()  # extraction runs while you read the reply
-            chat = Chat(mem, model, jobs=jobs)
+            scheduler = MemScheduler(jobs)
+            activation = ActivationCache(mem.db)
+            chat = Chat(mem, model, jobs=jobs, activation=activation)
+            Preparer(chat, scheduler, activation)
+            scheduler.start()  # extraction and the next prefix are prepared while you read
             print(f"Chatting with {model.info.name} on this computer. Ctrl-D to quit.\n")
             session = None
             while True:
@@ -73,15 +79,16 @@ def repl(args: argparse.Namespace) -> int:
                     break
                 if not text:
                     continue
-                response = chat.send(text, session)
-                sys.stdout.write("memdesk> ")
-                for piece in response:
-                    sys.stdout.write(piece)
-                    sys.stdout.flush()
+                with scheduler.foreground():  # background prefill gives way at once
+                    response = chat.send(text, session)
+                    sys.stdout.write("memdesk> ")
+                    for piece in response:
+                        sys.stdout.write(piece)
+                        sys.stdout.flush()
                 session = response.result.session_id
                 used = len(response.result.memory_ids) + len(response.result.preference_ids)
                 print(f"\n  ({used} memories used)\n" if used else "\n")
-            jobs.stop()
+            scheduler.stop()
             jobs.drain()
         finally:
             model.close()
@@ -111,7 +118,28 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    """Queue state as a process sees it on opening: persisted jobs (the app shows its live queue)."""
+    from app.cli import open_memory
+    from engine.jobs import JobQueue
+    from engine.scheduler import MemScheduler
+
+    with open_memory(args, embedder=False) as mem:
+        data = MemScheduler(JobQueue(mem.db)).status()
+    if args.json:
+        json.dump(data, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"pending: {data['pending'] or 'nothing'}; running: {data['running'] or 'nothing'}")
+        for error in data["last_errors"]:
+            print(f"  last error ({error['kind']}): {error['error']}")
+    return 0
+
+
 def register(command, json_flag) -> None:
+    p = command("scheduler", cmd_scheduler, "background work: status")
+    p.add_argument("action", choices=["status"])
+    json_flag(p)
     p = command("cache", cmd_cache, "activation memory (precomputed KV states): stats")
     p.add_argument("action", choices=["stats"])
     json_flag(p)

@@ -49,9 +49,9 @@ class ActivationCache:
         self.rejected = 0
 
     def put(self, model: StatefulModel, prefix_tokens: Sequence[int], memory_ids: Sequence[str] = (),
-            label: str = "") -> StateRecord:
+            label: str = "", should_stop=None) -> StateRecord:
         """Prefill `prefix_tokens` on `model` and keep its KV state (replacing an equal one)."""
-        state = model.save_state(prefix_tokens)
+        state = model.save_state(prefix_tokens, should_stop=should_stop)
         info = model.info
         digest = tokens_hash(prefix_tokens)
         now = ts(utcnow())
@@ -68,6 +68,11 @@ class ActivationCache:
                              [(m, state_id) for m in dict.fromkeys(memory_ids)])
             self._evict(conn)
         return StateRecord(state_id, info.fingerprint, info.n_ctx, len(prefix_tokens), digest, len(state), label)
+
+    def has(self, model: StatefulModel, prefix_tokens: Sequence[int]) -> bool:
+        with self.db.read() as conn:
+            return conn.execute("SELECT 1 FROM kv_states WHERE model_fp = ? AND n_ctx = ? AND prefix_hash = ?",
+                                (model.info.fingerprint, model.info.n_ctx, tokens_hash(prefix_tokens))).fetchone() is not None
 
     def find(self, model: StatefulModel, prompt_tokens: Sequence[int]) -> StateRecord | None:
         """The longest stored prefix of `prompt_tokens` for this model and context size."""

@@ -90,6 +90,10 @@ class Chat:
         self.sessions = Sessions(mem.db)
         self.jobs = jobs
         self.activation = activation
+        # Next-scene prediction (the scheduler fills it): memories the next turn of a session
+        # will likely need, rendered into that session's cacheable prefix.
+        self.predicted: dict[str, list[MemoryItem]] = {}
+        self.on_reply: list[Callable[[TurnResult], None]] = []  # "reply finished" trigger
 
     def send(self, text: str, session_id: str | None = None, *, now: datetime | None = None) -> ChatResponse:
         text = check_text(text, "message")
@@ -104,10 +108,9 @@ class Chat:
         # Turns of this very session are already in the history part of the prompt.
         memories = [h.item for h in hits if not _from_session(h.item, session.id)]
         preferences = self._preferences(text, intent.memory_types)
-        pinned = self.mem.list(Filters(pinned=True), order="priority", limit=20)
         timings["retrieve_ms"] = (time.perf_counter() - t0) * 1000
         turns, used_memories, used_prefs, used_history, prefix_ids = self._fit(
-            text, now, pinned, preferences, memories, history)
+            text, now, self._core(session.id), preferences, memories, history)
         prompt = self.model.render_chat(turns)
         result = TurnResult(session_id=session.id, user_message=user_message,
                             memory_ids=tuple(m.id for m in used_memories),
@@ -122,6 +125,19 @@ class Chat:
         return ChatResponse(pieces, result, lambda reply: self._store(result, text, reply, now))
 
     # ------------------------------------------------------------ retrieval
+    def _core(self, session_id: str) -> list[MemoryItem]:
+        """What the memory prefix holds: pinned memories, then those predicted for this session."""
+        core = self.mem.list(Filters(pinned=True), order="priority", limit=20)
+        known = {m.id for m in core}
+        return core + [m for m in self.predicted.get(session_id, []) if m.id not in known]
+
+    def prefix_for(self, session_id: str, now: datetime | None = None) -> tuple[ChatTurn, list[str]]:
+        """The memory prefix the next turn of this session will start with (for precomputing)."""
+        standing = self.mem.list(Filters(memory_types=(MemoryType.PREFERENCE.value,)), order="priority",
+                                 limit=self.config.preference_k)
+        turns, _, _, _, ids = self._fit("", to_utc(now) or utcnow(), self._core(session_id), standing, [], [])
+        return turns[0], ids
+
     def _preferences(self, text: str, wanted: tuple[str, ...]) -> list[MemoryItem]:
         """Standing preferences (highest priority first; they go into the cacheable prefix),
         then those relevant to this message; more of both when it is about preferences."""
@@ -134,7 +150,7 @@ class Chat:
         return list(found.values())
 
     # --------------------------------------------------------------- budget
-    def _fit(self, text: str, now: datetime, pinned: list[MemoryItem], preferences: list[MemoryItem],
+    def _fit(self, text: str, now: datetime, core: list[MemoryItem], preferences: list[MemoryItem],
              memories: list[MemoryItem], history: list[Message]):
         budget = self.model.info.n_ctx - self.config.max_reply_tokens - _SAFETY_TOKENS
         count = lambda s: len(self.model.tokenize(s, special=False))  # noqa: E731
@@ -146,7 +162,7 @@ class Chat:
         used = base
         chosen_prefs: list[MemoryItem] = []
         chosen: list[MemoryItem] = []
-        for item in pinned:  # pinned always go in: they are cut only if they alone overflow
+        for item in core:  # pinned (and predicted) memories go in first: cut only if they alone overflow
             cost = count(_line(item)) + 1
             if used + cost <= budget:
                 (chosen_prefs if item.memory_type == MemoryType.PREFERENCE.value else chosen).append(item)
@@ -178,12 +194,14 @@ class Chat:
         # The first system turn is the memory prefix: stable across turns (pinned memories and
         # standing preferences), so its KV state can be cached. What this message retrieved
         # goes in a second block right before it.
-        in_prefix = [m for m in chosen_prefs if "_relevant" not in m.info] + [m for m in chosen if m.pinned]
+        core_ids = {m.id for m in core}
         prefix_prefs = [m for m in chosen_prefs if "_relevant" not in m.info]
+        prefix_memories = [m for m in chosen if m.id in core_ids]
+        in_prefix = prefix_prefs + prefix_memories
         turn_prefs = [m for m in chosen_prefs if "_relevant" in m.info]
-        turns = [ChatTurn("system", _system(user, now, prefix_prefs, [m for m in chosen if m.pinned]))]
+        turns = [ChatTurn("system", _system(user, now, prefix_prefs, prefix_memories))]
         turns += [ChatTurn(m.role, m.content) for m in kept]
-        block = _memory_block(user, turn_prefs, [m for m in chosen if not m.pinned])
+        block = _memory_block(user, turn_prefs, [m for m in chosen if m.id not in core_ids])
         if block:
             turns.append(ChatTurn("system", block))
         turns.append(ChatTurn("user", text))
@@ -219,6 +237,8 @@ class Chat:
         if self.config.extract and self.jobs is not None:
             self.jobs.enqueue(EXTRACT_JOB, extraction_payload([added[0].id], "default", result.session_id),
                               dedup_key=result.user_message.id)
+        for hook in self.on_reply:
+            hook(result)
 
 
 def _from_session(item: MemoryItem, session_id: str) -> bool:

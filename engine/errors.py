@@ -52,3 +52,9 @@ class StorageFullError(MemDeskError):
     """The disk is full; the write was rolled back and nothing was lost."""
 
     exit_code = 8
+
+
+class Preempted(MemDeskError):
+    """Background work stopped so that a user's request could run first; it will be retried."""
+
+    exit_code = 9

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from engine.errors import ModelError
+from engine.errors import ModelError, Preempted
 from engine.llm.base import (ChatTurn, GenerationConfig, GenerationStats, ModelInfo, check_gguf,
                              fingerprint_file)
+
+_CHUNK = 128  # tokens per prefill step of a background build: ~0.5 s here, the longest a user waits
+
 
 class LlamaCppModel:
     def __init__(self, path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
@@ -85,16 +88,22 @@ class LlamaCppModel:
         self._llm.reset()
 
     # ------------------------------------------------------ activation memory
-    def save_state(self, tokens: Sequence[int]) -> bytes:
+    def save_state(self, tokens: Sequence[int], should_stop: Callable[[], bool] | None = None) -> bytes:
         """Prefill `tokens` and return only their KV cache (llama.cpp's per-sequence state).
 
         The whole-context state (`Llama.save_state`) also carries logits for every prefix
-        token, about 6x larger; a restore needs only the KV data."""
+        token, about 6x larger; a restore needs only the KV data. Prefill runs in chunks so
+        that a background build can give way to a user's turn (`should_stop` -> Preempted)."""
         import ctypes
 
         llama_cpp = self._llama_cpp
         self.reset()
-        self._llm.eval(list(tokens))
+        tokens = list(tokens)
+        for start in range(0, len(tokens), _CHUNK):
+            if should_stop is not None and should_stop():
+                self.reset()
+                raise Preempted("prefill stopped to make way for a chat turn")
+            self._llm.eval(tokens[start:start + _CHUNK])
         ctx = self._llm._ctx.ctx
         size = llama_cpp.llama_state_seq_get_size(ctx, 0)
         buffer = (ctypes.c_uint8 * size)()

@@ -267,3 +267,8 @@ def test_no_command_opens_the_vault_and_says_where_it_is(tmp_path):
 def test_cache_stats_reports_an_empty_activation_cache():
     data = json.loads(ok("cache", "stats", "--json").stdout)
     assert data["states"] == 0 and data["bytes"] == 0 and data["cap_bytes"] > 0
+
+
+def test_scheduler_status_lists_persisted_jobs():
+    data = json.loads(ok("scheduler", "status", "--json").stdout)
+    assert data["pending"] == {} and data["running"] is None and data["last_errors"] == []

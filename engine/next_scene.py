@@ -1,0 +1,79 @@
+"""Next-scene prediction: after each reply, guess what the next turn will need and build
+that session's memory prefix (with its KV state) in the background.
+
+The guess: memories retrieved for the last exchange (the conversation usually goes on
+about the same thing), then the user's most used memories. They join the pinned ones in
+the session's prefix, so the next turn starts from a restored state.
+"""
+from __future__ import annotations
+
+import logging
+
+from engine.activation import ActivationCache
+from engine.chat import Chat, TurnResult
+from engine.cube import MemoryItem, MemoryType
+from engine.llm.base import StatefulModel
+from engine.scheduler import MemScheduler
+
+log = logging.getLogger(__name__)
+
+
+def predict(chat: Chat, session_id: str, k: int = 6) -> list[MemoryItem]:
+    recent = chat.sessions.messages(session_id, limit=2)
+    text = " ".join(m.content for m in recent)[-2000:].strip()
+    found: dict[str, MemoryItem] = {}
+    if text:
+        for hit in chat.mem.search(text, k=k * 2):
+            item = hit.item
+            own_turn = item.memory_type == MemoryType.RAW_CHAT.value and any(
+                s.session_id == session_id for s in item.sources)
+            if not own_turn:  # this session's turns are in the history already
+                found.setdefault(item.id, item)
+    for item in chat.mem.list(order="usage", limit=3):
+        if item.usage_count > 0:
+            found.setdefault(item.id, item)
+    return list(found.values())[:k]
+
+
+class Preparer:
+    """Wires the triggers: reply finished -> predict -> build prefix; memory changed -> invalidate."""
+
+    def __init__(self, chat: Chat, scheduler: MemScheduler, activation: ActivationCache):
+        self.chat = chat
+        self.scheduler = scheduler
+        self.activation = activation
+        self.prefix_ids: dict[str, set[str]] = {}
+        chat.on_reply.append(self.reply_finished)
+        chat.mem.on_changed.append(self.memories_changed)
+
+    def reply_finished(self, result: TurnResult) -> None:
+        self.session_opened(result.session_id, predict_first=True)
+
+    def session_opened(self, session_id: str, predict_first: bool = False) -> None:
+        def run(should_stop) -> None:
+            if predict_first:
+                self.chat.predicted[session_id] = predict(self.chat, session_id)
+            self.build(session_id, should_stop)
+
+        self.scheduler.submit("prefix_build", run, key=f"prefix:{session_id}")
+
+    def build(self, session_id: str, should_stop=lambda: False) -> bool:
+        """Compute and keep the prefix state for this session's next turn; False if it already exists."""
+        model = self.chat.model
+        if not isinstance(model, StatefulModel):
+            return False
+        turn, ids = self.chat.prefix_for(session_id)
+        tokens = model.tokenize(model.render_chat([turn], add_generation_prompt=False))
+        self.prefix_ids[session_id] = set(ids)
+        if self.activation.has(model, tokens):
+            return False
+        self.activation.put(model, tokens, memory_ids=ids, label=f"session {session_id[:8]}", should_stop=should_stop)
+        return True
+
+    def memories_changed(self, memory_ids: list[str]) -> None:
+        self.activation.invalidate_memories(memory_ids)
+        changed = set(memory_ids)
+        for session_id, ids in list(self.prefix_ids.items()):
+            if ids & changed:
+                self.chat.predicted.pop(session_id, None)
+                self.session_opened(session_id, predict_first=True)

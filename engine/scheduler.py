@@ -1,0 +1,192 @@
+"""MemScheduler: prepares what the next turn will need, without ever delaying a user.
+
+Triggers (user message, reply finished, session opened, memory changed, ...) put tasks
+on a monitoring queue that is bounded, prioritised and deduplicated by key (one pending
+prefix build per session: a newer request replaces the older). Work that must survive a
+restart (fine extraction) lives in the persisted JobQueue; prefix builds are cheap to
+redo and stay in memory. The executor is pure Python: `run_pending()` runs what is
+queued (the app calls it from a QThread; `start()` runs it on a thread of its own).
+A user's turn runs inside `foreground()`: background prefill stops at its next chunk,
+gives the model back, and is retried afterwards.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from engine.errors import MemDeskError, Preempted
+from engine.jobs import JobQueue
+
+log = logging.getLogger(__name__)
+
+PRIORITY = {"extract": 10, "prefix_build": 5, "next_scene": 6}
+MAX_PENDING = 64
+
+TaskRun = Callable[[Callable[[], bool]], None]
+"""A task body; it is passed `should_stop()` and must return early (or raise Preempted) when true."""
+
+
+@dataclass(order=True)
+class _Task:
+    sort: tuple[int, int]
+    kind: str = field(compare=False)
+    key: str | None = field(compare=False)
+    run: TaskRun = field(compare=False)
+    cancelled: bool = field(default=False, compare=False)
+    attempts: int = field(default=0, compare=False)
+
+
+class MemScheduler:
+    def __init__(self, jobs: JobQueue | None = None, max_pending: int = MAX_PENDING):
+        self.jobs = jobs
+        self.max_pending = max_pending
+        self.model_lock = threading.RLock()  # whoever runs the model holds it
+        self._heap: list[_Task] = []
+        self._by_key: dict[str, _Task] = {}
+        self._seq = itertools.count()
+        self._cv = threading.Condition()
+        self._foreground = 0
+        self._running: str | None = None
+        self._errors: deque[dict] = deque(maxlen=10)
+        self.completed: Counter[str] = Counter()
+        self.dropped = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ the queue
+    def submit(self, kind: str, run: TaskRun, *, key: str | None = None, priority: int | None = None) -> bool:
+        """Queue a task; an equal `key` replaces the pending one. False when the queue was full
+        and this task was the least important."""
+        prio = PRIORITY.get(kind, 0) if priority is None else priority
+        with self._cv:
+            if key is not None and key in self._by_key:
+                self._by_key.pop(key).cancelled = True
+            task = _Task((-prio, next(self._seq)), kind, key, run)
+            live = [t for t in self._heap if not t.cancelled]
+            if len(live) >= self.max_pending:
+                worst = max(live)  # lowest priority, newest
+                if worst.sort <= task.sort:
+                    self.dropped += 1
+                    return False
+                worst.cancelled = True
+                if worst.key is not None:
+                    self._by_key.pop(worst.key, None)
+                self.dropped += 1
+            heapq.heappush(self._heap, task)
+            if key is not None:
+                self._by_key[key] = task
+            self._cv.notify()
+        return True
+
+    def cancel(self, *, key: str | None = None, kind: str | None = None) -> int:
+        with self._cv:
+            count = 0
+            for task in self._heap:
+                if not task.cancelled and (key is None or task.key == key) and (kind is None or task.kind == kind):
+                    task.cancelled = True
+                    count += 1
+                    if task.key is not None:
+                        self._by_key.pop(task.key, None)
+            return count
+
+    def _pop(self) -> _Task | None:
+        with self._cv:
+            while self._heap:
+                task = heapq.heappop(self._heap)
+                if task.cancelled:
+                    continue
+                if task.key is not None:
+                    self._by_key.pop(task.key, None)
+                return task
+        return None
+
+    # ------------------------------------------------------------ executing
+    @contextmanager
+    def foreground(self) -> Iterator[None]:
+        """Wrap a user's turn: background work yields the model within one prefill chunk."""
+        with self._cv:
+            self._foreground += 1
+        try:
+            with self.model_lock:
+                yield
+        finally:
+            with self._cv:
+                self._foreground -= 1
+                self._cv.notify()
+
+    def should_stop(self) -> bool:
+        return self._foreground > 0 or self._stop.is_set()
+
+    def run_pending(self, max_tasks: int | None = None) -> int:
+        """Run queued tasks (then persisted jobs) while no user turn is waiting."""
+        done = 0
+        while (max_tasks is None or done < max_tasks) and not self.should_stop():
+            task = self._pop()
+            if task is None:
+                if self.jobs is not None and self.jobs.run_one():
+                    done += 1
+                    continue
+                break
+            self._execute(task)
+            done += 1
+        return done
+
+    def _execute(self, task: _Task) -> None:
+        self._running = task.kind
+        started = time.perf_counter()
+        try:
+            with self.model_lock:
+                task.run(self.should_stop)
+            self.completed[task.kind] += 1
+        except Preempted:
+            task.attempts += 1
+            if task.attempts < 5:  # retried once the user's turn is over
+                self.submit(task.kind, task.run, key=task.key, priority=-task.sort[0])
+        except MemDeskError as exc:
+            log.warning("%s task failed: %s", task.kind, exc)
+            self._errors.append({"kind": task.kind, "error": str(exc), "at": time.time()})
+        finally:
+            self._running = None
+            log.debug("%s task took %.0f ms", task.kind, (time.perf_counter() - started) * 1000)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="memdesk-scheduler", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with self._cv:
+                self._cv.wait_for(lambda: self._stop.is_set() or (self._foreground == 0 and any(
+                    not t.cancelled for t in self._heap)), timeout=5.0)
+            try:
+                self.run_pending()
+            except RuntimeError:
+                if self._stop.is_set():
+                    return  # the vault closed during shutdown
+                raise
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cv:
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def status(self) -> dict:
+        with self._cv:
+            pending = Counter(t.kind for t in self._heap if not t.cancelled)
+        jobs = self.jobs.status() if self.jobs is not None else {"counts": {}, "last_errors": []}
+        for kind, counts in jobs["counts"].items():
+            pending[kind] += counts.get("pending", 0)
+        return {"pending": dict(pending), "running": self._running, "completed": dict(self.completed),
+                "dropped": self.dropped, "last_errors": list(self._errors) + jobs["last_errors"],
+                "jobs": jobs["counts"]}

@@ -1,0 +1,131 @@
+"""MemScheduler: bounded, prioritised, deduplicated queue; pre-emption; next-scene prefix builds."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from engine.errors import InvalidInputError, Preempted
+from engine.jobs import JobQueue
+from engine.scheduler import MemScheduler
+
+
+def recorder(log, name):
+    return lambda should_stop: log.append(name)
+
+
+def test_priority_order_and_one_pending_task_per_key():
+    scheduler, log = MemScheduler(), []
+    scheduler.submit("prefix_build", recorder(log, "old prefix"), key="prefix:s1")
+    scheduler.submit("prefix_build", recorder(log, "new prefix"), key="prefix:s1")  # replaces the old one
+    scheduler.submit("extract", recorder(log, "extract"))
+    scheduler.submit("other", recorder(log, "low"), priority=-1)
+    assert scheduler.status()["pending"] == {"prefix_build": 1, "extract": 1, "other": 1}
+    assert scheduler.run_pending() == 3
+    assert log == ["extract", "new prefix", "low"]
+    assert scheduler.status()["completed"] == {"extract": 1, "prefix_build": 1, "other": 1}
+
+
+def test_the_queue_is_bounded_and_drops_the_least_important():
+    scheduler, log = MemScheduler(max_pending=2), []
+    assert scheduler.submit("a", recorder(log, "a"), priority=1)
+    assert scheduler.submit("b", recorder(log, "b"), priority=3)
+    assert scheduler.submit("c", recorder(log, "c"), priority=2)  # evicts "a"
+    assert not scheduler.submit("d", recorder(log, "d"), priority=0)  # least important: refused
+    scheduler.run_pending()
+    assert log == ["b", "c"] and scheduler.dropped == 2
+
+
+def test_cancel_by_kind():
+    scheduler, log = MemScheduler(), []
+    scheduler.submit("prefix_build", recorder(log, "p"), key="prefix:s1")
+    scheduler.submit("extract", recorder(log, "e"))
+    assert scheduler.cancel(kind="prefix_build") == 1
+    scheduler.run_pending()
+    assert log == ["e"]
+
+
+def test_a_user_turn_preempts_background_prefill_which_is_retried_after():
+    scheduler = MemScheduler()
+    started, chunks, runs = threading.Event(), [], []
+
+    def prefill(should_stop):
+        runs.append(1)
+        for chunk in range(200):
+            if should_stop():
+                raise Preempted("user turn")
+            chunks.append(chunk)
+            started.set()
+            threading.Event().wait(0.005)
+
+    scheduler.submit("prefix_build", prefill, key="prefix:s1")
+    worker = threading.Thread(target=scheduler.run_pending)
+    worker.start()
+    assert started.wait(5)
+    with scheduler.foreground():  # gets the model only once the prefill has given way
+        stopped_at = len(chunks)
+        assert scheduler.status()["pending"] == {"prefix_build": 1}  # requeued
+    worker.join(5)
+    assert stopped_at < 200
+    assert scheduler.run_pending() == 1 and len(runs) == 2
+
+
+def test_failures_are_reported_in_status_and_persisted_jobs_run_too(kw_mem):
+    jobs = JobQueue(kw_mem.db)
+    ran = []
+    jobs.handlers["extract"] = lambda job, progress: ran.append(job.payload["n"])
+    jobs.enqueue("extract", {"n": 1})
+    scheduler = MemScheduler(jobs)
+
+    def broken(should_stop):
+        raise InvalidInputError("bad task")
+
+    scheduler.submit("prefix_build", broken)
+    assert scheduler.run_pending() == 2
+    status = scheduler.status()
+    assert ran == [1] and status["last_errors"][0]["error"] == "bad task"
+    assert status["jobs"]["extract"] == {"done": 1}
+
+
+@pytest.mark.slow
+def test_after_a_reply_the_next_turns_prefix_is_ready_and_restored(mem):
+    pytest.importorskip("llama_cpp")
+    from engine.activation import ActivationCache
+    from engine.chat import Chat, ChatConfig
+    from engine.llm.registry import load_model
+    from engine.next_scene import Preparer
+
+    mem.add("The user's sister Ana lives in Porto and works as a nurse.")
+    mem.add("The user is training for the Lisbon half marathon in October.")
+    mem.wait_indexed()
+    model = load_model(n_ctx=2048)
+    try:
+        scheduler, cache = MemScheduler(), ActivationCache(mem.db)
+        chat = Chat(mem, model, ChatConfig(max_reply_tokens=12, extract=False), activation=cache)
+        preparer = Preparer(chat, scheduler, cache)
+        with scheduler.foreground():
+            first = chat.send("How is my sister doing in Porto?")
+            first.text()
+        session = first.result.session_id
+        assert scheduler.status()["pending"] == {"prefix_build": 1}
+        assert scheduler.run_pending() == 1  # the background build
+        predicted = {m.id for m in chat.predicted[session]}
+        assert any("Ana" in m.memory for m in chat.predicted[session])
+        with scheduler.foreground():
+            second = chat.send("And what does she do for work?", session)
+            second.text()
+        assert second.result.activation == "hit"
+        assert predicted & set(second.result.memory_ids)
+        # A memory inside the prefix changes: the state goes and a rebuild is queued.
+        sister = next(m for m in chat.predicted[session] if "Ana" in m.memory)
+        scheduler.run_pending()
+        with mem.db.read() as conn:
+            assert conn.execute("SELECT count(*) FROM kv_state_memories WHERE memory_id = ?",
+                                (sister.id,)).fetchone()[0] >= 1
+        mem.update(sister.id, memory="The user's sister Ana lives in Braga and works as a nurse.")
+        with mem.db.read() as conn:
+            assert conn.execute("SELECT count(*) FROM kv_state_memories WHERE memory_id = ?",
+                                (sister.id,)).fetchone()[0] == 0
+        assert session in preparer.prefix_ids and scheduler.status()["pending"] == {"prefix_build": 1}
+    finally:
+        model.close()
