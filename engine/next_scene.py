@@ -18,7 +18,7 @@ from engine.scheduler import MemScheduler
 log = logging.getLogger(__name__)
 
 
-def predict(chat: Chat, session_id: str, k: int = 6) -> list[MemoryItem]:
+def predict(chat: Chat, session_id: str, k: int = 12) -> list[MemoryItem]:
     recent = chat.sessions.messages(session_id, limit=2)
     text = " ".join(m.content for m in recent)[-2000:].strip()
     found: dict[str, MemoryItem] = {}
