@@ -1,4 +1,4 @@
-"""A persisted job queue owned by the engine (fine extraction now; the scheduler builds on it).
+"""A persisted job queue owned by the engine; the MemScheduler's executor runs it.
 
 Jobs live in the vault, so a restart resumes them: anything left "running" by a crash
 goes back to "pending" when the queue opens. A `dedup_key` keeps one pending job per
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,9 +37,6 @@ class JobQueue:
         with db.write() as conn:
             conn.execute("UPDATE jobs SET status = 'pending', updated_at = ? WHERE status = 'running'", (ts(utcnow()),))
         self.handlers: dict[str, Handler] = {}
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def enqueue(self, kind: str, payload: dict, *, dedup_key: str | None = None, priority: int = 0) -> int | None:
         """Add a job; returns its id, or None when an equal job is already waiting."""
@@ -49,9 +45,7 @@ class JobQueue:
             conn.execute(
                 "INSERT OR IGNORE INTO jobs(kind, dedup_key, payload, status, priority, created_at, updated_at) "
                 "VALUES (?, ?, ?, 'pending', ?, ?, ?)", (kind, dedup_key, json.dumps(payload), priority, now, now))
-            job_id = conn.last_insert_rowid() if conn.changes() else None
-        self._wake.set()
-        return job_id
+            return conn.last_insert_rowid() if conn.changes() else None
 
     def claim(self) -> Job | None:
         with self.db.write() as conn:
@@ -115,28 +109,3 @@ class JobQueue:
             counts.setdefault(kind, {})[status] = n
         return {"counts": counts, "running": [{"id": i, "kind": k, "progress": p} for i, k, p in running],
                 "last_errors": [{"kind": k, "error": e} for k, e, _ in errors]}
-
-    # ------------------------------------------------------------ background
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="memdesk-jobs", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(timeout=5.0)
-            self._wake.clear()
-            try:
-                while not self._stop.is_set() and self.run_one():
-                    pass
-            except RuntimeError:
-                if self._stop.is_set():
-                    return  # vault closed during shutdown
-                raise
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
