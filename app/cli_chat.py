@@ -9,6 +9,7 @@ from pathlib import Path
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from app.cli import open_memory
+    from engine.activation import ActivationCache
     from engine.chat import Chat, ChatConfig
     from engine.jobs import JobQueue
     from engine.llm.registry import load_model
@@ -20,8 +21,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
             jobs = JobQueue(mem.db)
             reader = MemReader(mem, model, user_name=args.user, use_model=args.model_extraction)
             jobs.handlers[EXTRACT_JOB] = reader.handle_job
+            # The memory prefix's KV state persists in the vault, so a later `memdesk chat`
+            # process starts from it instead of prefilling it again.
             chat = Chat(mem, model, ChatConfig(max_reply_tokens=args.max_tokens, user_name=args.user,
-                                               extract=not args.no_extract), jobs=jobs)
+                                               extract=not args.no_extract), jobs=jobs,
+                        activation=ActivationCache(mem.db))
             mem.wait_indexed()
             response = chat.send(args.message, args.session)
             for piece in response:
@@ -30,7 +34,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
                     sys.stdout.flush()
             result = response.result
             if args.json:
-                json.dump({"session_id": result.session_id, "reply": response.text(),
+                json.dump({"session_id": result.session_id, "reply": response.text(), "activation": result.activation,
                            "memory_ids": list(result.memory_ids), "preference_ids": list(result.preference_ids),
                            "history_used": result.history_used,
                            "stats": {"prompt_tokens": result.stats.prompt_tokens,

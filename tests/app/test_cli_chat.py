@@ -22,6 +22,8 @@ def test_chat_streams_a_reply_and_remembers_the_fact_for_a_later_session():
     later = json.loads(ok("chat", "Where does my sister live?", "--json", "--max-tokens", "24").stdout)
     assert later["session_id"] != first["session_id"]
     assert fact in later["memory_ids"]
+    # The memory prefix computed by the first process was kept (encrypted) and restored here.
+    assert first["activation"] == "stored" and later["activation"] == "hit"
 
 
 def test_chat_with_a_missing_model_names_the_path(tmp_path):
