@@ -70,6 +70,11 @@ class Preparer:
         self.activation.put(model, tokens, memory_ids=ids, label=f"session {session_id[:8]}", should_stop=should_stop)
         return True
 
+    def idle(self, sessions: int = 3) -> None:
+        """Idle trigger: make sure the most recent sessions' next prefixes are ready."""
+        for session in self.chat.sessions.list()[:sessions]:
+            self.session_opened(session.id, predict_first=session.id not in self.chat.predicted)
+
     def memories_changed(self, memory_ids: list[str]) -> None:
         self.activation.invalidate_memories(memory_ids)
         changed = set(memory_ids)

@@ -76,6 +76,7 @@ class MlxModel:
         self._mlx_lm = mlx_lm
         self._model = model
         self._tokenizer = tokenizer
+        self._restored = None  # (prefix tokens, prompt cache) from load_state, used by the next stream
         self.config = config
         ctx = int(config.get("max_position_embeddings") or MAX_CTX)
         ctx = min(ctx, MAX_CTX)
@@ -168,7 +169,12 @@ class MlxModel:
         stopped_by = "length"
         completion = 0
         first = True
-        gen = mlx_lm.stream_generate(model, tok, tokens, max_tokens=max_tokens, sampler=sampler)
+        extra = {}
+        restored, self._restored = self._restored, None  # a restored state serves one prompt only
+        if restored is not None and tokens[: len(restored[0])] == restored[0] and len(tokens) > len(restored[0]):
+            extra["prompt_cache"] = restored[1]
+            tokens = tokens[len(restored[0]):]
+        gen = mlx_lm.stream_generate(model, tok, tokens, max_tokens=max_tokens, sampler=sampler, **extra)
         try:
             for resp in gen:
                 if first:
@@ -223,6 +229,55 @@ class MlxModel:
     def next_token_logits(self, tokens: Sequence[int]) -> np.ndarray:
         """Logits for the token that follows `tokens`, shape (vocab,), float32."""
         return self.logits(tokens)[-1]
+
+    # -- activation memory (KV state of a prompt prefix) ------------------------------
+    def reset(self) -> None:
+        self._restored = None
+
+    def save_state(self, tokens: Sequence[int], should_stop=None) -> bytes:
+        """Prefill `tokens` into a fresh prompt cache and return its keys/values (npz bytes)."""
+        import io
+
+        from mlx_lm.models.cache import make_prompt_cache
+
+        from engine.errors import Preempted
+
+        model, _ = self._require_open()
+        mx = self._mx
+        cache = make_prompt_cache(model)
+        tokens = [int(t) for t in tokens]
+        for start in range(0, len(tokens), 128):
+            if should_stop is not None and should_stop():
+                raise Preempted("prefill stopped to make way for a chat turn")
+            model(mx.array([tokens[start:start + 128]]), cache=cache)
+            mx.eval([c.state for c in cache])
+        arrays = {}
+        for i, layer in enumerate(cache):
+            n = layer.offset  # the buffers are allocated in steps; keep only what was filled
+            arrays[f"k{i}"] = np.array(layer.keys[..., :n, :].astype(mx.float32)).astype(np.float16)
+            arrays[f"v{i}"] = np.array(layer.values[..., :n, :].astype(mx.float32)).astype(np.float16)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    def load_state(self, state: bytes, tokens: Sequence[int]) -> None:
+        """Rebuild the prompt cache from saved bytes (a fresh copy each time) for the next prompt."""
+        import io
+
+        from mlx_lm.models.cache import make_prompt_cache
+
+        model, _ = self._require_open()
+        mx = self._mx
+        try:
+            data = np.load(io.BytesIO(state))
+            cache = make_prompt_cache(model)
+            for i, layer in enumerate(cache):
+                layer.keys = mx.array(data[f"k{i}"])
+                layer.values = mx.array(data[f"v{i}"])
+                layer.offset = layer.keys.shape[2]
+        except (KeyError, ValueError, OSError) as exc:
+            raise ModelError(f"The saved MLX state does not fit this model ({exc}).") from exc
+        self._restored = ([int(t) for t in tokens], cache)
 
     def close(self) -> None:
         if self._model is None:

@@ -237,3 +237,23 @@ def test_greedy_parity_with_llama_cpp(exported, gguf_path):
     result = export.greedy_parity(gguf_path, exported)
     assert 60 <= result.tokens <= 110, result
     assert result.agreement >= MIN_PARITY, result
+
+
+def test_restored_prefix_state_gives_the_same_greedy_tokens(model):
+    from engine.llm.base import ChatTurn, GenerationConfig, StatefulModel
+
+    assert isinstance(model, StatefulModel)
+    prefix = model.render_chat([ChatTurn("system", "The user's sister Ana lives in Porto.")],
+                               add_generation_prompt=False)
+    prompt = prefix + model.render_chat([ChatTurn("user", "Where does Ana live?")])
+    prefix_tokens = model.tokenize(prefix)
+    assert model.tokenize(prompt)[: len(prefix_tokens)] == prefix_tokens
+    config = GenerationConfig(max_tokens=4)
+    model.reset()
+    cold = "".join(model.stream(prompt, config))
+    state = model.save_state(prefix_tokens)
+    model.load_state(state, prefix_tokens)
+    warm = "".join(model.stream(prompt, config))
+    assert warm == cold and cold
+    model.load_state(state, prefix_tokens)  # a state is rebuilt per use, never mutated in place
+    assert "".join(model.stream(prompt, config)) == cold

@@ -127,5 +127,8 @@ def test_after_a_reply_the_next_turns_prefix_is_ready_and_restored(mem):
             assert conn.execute("SELECT count(*) FROM kv_state_memories WHERE memory_id = ?",
                                 (sister.id,)).fetchone()[0] == 0
         assert session in preparer.prefix_ids and scheduler.status()["pending"] == {"prefix_build": 1}
+        scheduler.cancel(kind="prefix_build")
+        preparer.idle()  # the idle trigger queues one build per recent session
+        assert scheduler.status()["pending"] == {"prefix_build": 1}
     finally:
         model.close()
