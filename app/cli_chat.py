@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from app.cli_format import dump_json
+
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from app.cli import open_memory
@@ -113,8 +115,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     with open_memory(args, embedder=False) as mem:
         data = ActivationCache(mem.db).stats()
     if args.json:
-        json.dump(data, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        dump_json(data, sys.stdout)
     else:
         print(f"{data['states']} cached prefix states, {data['bytes'] / 1e6:.1f} MB of {data['cap_bytes'] / 1e6:.0f} MB")
         for m in data["models"]:
@@ -131,8 +132,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     with open_memory(args, embedder=False) as mem:
         data = MemScheduler(JobQueue(mem.db)).status()
     if args.json:
-        json.dump(data, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        dump_json(data, sys.stdout)
     else:
         print(f"pending: {data['pending'] or 'nothing'}; running: {data['running'] or 'nothing'}")
         for error in data["last_errors"]:

@@ -48,3 +48,14 @@ def kw_mem(data_dir):
     """A keyword-only vault (no embedder): fast, for logic that does not need vectors."""
     with Memory.open(data_dir, embedder=False, kdf=FAST_KDF) as memory:
         yield memory
+
+
+@pytest.fixture(scope="session")
+def llama_model():
+    """The embedded SmolLM2 GGUF on llama.cpp, loaded once per run (context 2048)."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install; this guards partial set-ups")
+    from engine.llm.registry import load_model
+
+    model = load_model(n_ctx=2048)
+    yield model
+    model.close()

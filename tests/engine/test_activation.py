@@ -7,14 +7,12 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install
 
 from engine.activation import ActivationCache  # noqa: E402
 from engine.llm.base import ChatTurn, GenerationConfig  # noqa: E402
-from engine.llm.registry import load_model  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def model():
-    llm = load_model(n_ctx=1024)
-    yield llm
-    llm.close()
+@pytest.fixture
+def model(llama_model):
+    llama_model.reset()
+    return llama_model
 
 
 def prompts(model):

@@ -16,11 +16,10 @@ from engine.llm.registry import embedded_model_path, load_model  # noqa: E402
 from engine.resources import text as resource_text  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def model():
-    llm = load_model(n_ctx=2048)
-    yield llm
-    llm.close()
+@pytest.fixture
+def model(llama_model):
+    llama_model.reset()
+    return llama_model
 
 
 def test_embedded_model_is_found_and_fingerprinted(model):

@@ -88,47 +88,43 @@ def test_failures_are_reported_in_status_and_persisted_jobs_run_too(kw_mem):
 
 
 @pytest.mark.slow
-def test_after_a_reply_the_next_turns_prefix_is_ready_and_restored(mem):
-    pytest.importorskip("llama_cpp")
+def test_after_a_reply_the_next_turns_prefix_is_ready_and_restored(mem, llama_model):
     from engine.activation import ActivationCache
     from engine.chat import Chat, ChatConfig
-    from engine.llm.registry import load_model
     from engine.next_scene import Preparer
 
     mem.add("The user's sister Ana lives in Porto and works as a nurse.")
     mem.add("The user is training for the Lisbon half marathon in October.")
     mem.wait_indexed()
-    model = load_model(n_ctx=2048)
-    try:
-        scheduler, cache = MemScheduler(), ActivationCache(mem.db)
-        chat = Chat(mem, model, ChatConfig(max_reply_tokens=12, extract=False), activation=cache)
-        preparer = Preparer(chat, scheduler, cache)
-        with scheduler.foreground():
-            first = chat.send("How is my sister doing in Porto?")
-            first.text()
-        session = first.result.session_id
-        assert scheduler.status()["pending"] == {"prefix_build": 1}
-        assert scheduler.run_pending() == 1  # the background build
-        predicted = {m.id for m in chat.predicted[session]}
-        assert any("Ana" in m.memory for m in chat.predicted[session])
-        with scheduler.foreground():
-            second = chat.send("And what does she do for work?", session)
-            second.text()
-        assert second.result.activation == "hit"
-        assert predicted & set(second.result.memory_ids)
-        # A memory inside the prefix changes: the state goes and a rebuild is queued.
-        sister = next(m for m in chat.predicted[session] if "Ana" in m.memory)
-        scheduler.run_pending()
-        with mem.db.read() as conn:
-            assert conn.execute("SELECT count(*) FROM kv_state_memories WHERE memory_id = ?",
-                                (sister.id,)).fetchone()[0] >= 1
-        mem.update(sister.id, memory="The user's sister Ana lives in Braga and works as a nurse.")
-        with mem.db.read() as conn:
-            assert conn.execute("SELECT count(*) FROM kv_state_memories WHERE memory_id = ?",
-                                (sister.id,)).fetchone()[0] == 0
-        assert session in preparer.prefix_ids and scheduler.status()["pending"] == {"prefix_build": 1}
-        scheduler.cancel(kind="prefix_build")
-        preparer.idle()  # the idle trigger queues one build per recent session
-        assert scheduler.status()["pending"] == {"prefix_build": 1}
-    finally:
-        model.close()
+    model = llama_model
+    model.reset()
+    scheduler, cache = MemScheduler(), ActivationCache(mem.db)
+    chat = Chat(mem, model, ChatConfig(max_reply_tokens=12, extract=False), activation=cache)
+    preparer = Preparer(chat, scheduler, cache)
+    with scheduler.foreground():
+        first = chat.send("How is my sister doing in Porto?")
+        first.text()
+    session = first.result.session_id
+    assert scheduler.status()["pending"] == {"prefix_build": 1}
+    assert scheduler.run_pending() == 1  # the background build
+    predicted = {m.id for m in chat.predicted[session]}
+    assert any("Ana" in m.memory for m in chat.predicted[session])
+    with scheduler.foreground():
+        second = chat.send("And what does she do for work?", session)
+        second.text()
+    assert second.result.activation == "hit"
+    assert predicted & set(second.result.memory_ids)
+    # A memory inside the prefix changes: the state goes and a rebuild is queued.
+    sister = next(m for m in chat.predicted[session] if "Ana" in m.memory)
+    scheduler.run_pending()
+    with mem.db.read() as conn:
+        assert conn.execute("SELECT count(*) FROM kv_state_memories WHERE memory_id = ?",
+                            (sister.id,)).fetchone()[0] >= 1
+    mem.update(sister.id, memory="The user's sister Ana lives in Braga and works as a nurse.")
+    with mem.db.read() as conn:
+        assert conn.execute("SELECT count(*) FROM kv_state_memories WHERE memory_id = ?",
+                            (sister.id,)).fetchone()[0] == 0
+    assert session in preparer.prefix_ids and scheduler.status()["pending"] == {"prefix_build": 1}
+    scheduler.cancel(kind="prefix_build")
+    preparer.idle()  # the idle trigger queues one build per recent session
+    assert scheduler.status()["pending"] == {"prefix_build": 1}
