@@ -2,12 +2,15 @@
 that session's memory prefix (with its KV state) in the background.
 
 The guess: memories retrieved for the last exchange (the conversation usually goes on
-about the same thing), then the user's most used memories. They join the pinned ones in
-the session's prefix, so the next turn starts from a restored state.
+about the same thing), then the user's habitual memories: the most used, weighted by how
+close the hour they were last used is to the hour now (what someone asks about at 8 am
+is not what they ask about at 10 pm). They join the pinned ones in the session's prefix,
+so the next turn starts from a restored state.
 """
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 from engine.activation import ActivationCache
 from engine.chat import Chat, TurnResult
@@ -18,7 +21,28 @@ from engine.scheduler import MemScheduler
 log = logging.getLogger(__name__)
 
 
-def predict(chat: Chat, session_id: str, k: int = 12) -> list[MemoryItem]:
+HABITS = 3  # habitual memories added after the conversational ones
+
+
+def hour_closeness(a: datetime, b: datetime) -> float:
+    """1.0 at the same local hour of day, 0.0 twelve hours apart (circular)."""
+    diff = abs((a.hour + a.minute / 60) - (b.hour + b.minute / 60)) % 24
+    return 1.0 - min(diff, 24 - diff) / 12
+
+
+def habitual(chat: Chat, now: datetime, k: int = HABITS) -> list[MemoryItem]:
+    """Used memories ranked by usage count, boosted when last used near this time of day."""
+    used = [m for m in chat.mem.list(order="usage", limit=50) if m.usage_count > 0]
+    local_now = now.astimezone()
+
+    def score(item: MemoryItem) -> float:
+        closeness = hour_closeness(item.last_used_at.astimezone(), local_now) if item.last_used_at else 0.0
+        return item.usage_count * (1.0 + closeness)
+
+    return sorted(used, key=score, reverse=True)[:k]
+
+
+def predict(chat: Chat, session_id: str, k: int = 12, now: datetime | None = None) -> list[MemoryItem]:
     recent = chat.sessions.messages(session_id, limit=2)
     text = " ".join(m.content for m in recent)[-2000:].strip()
     found: dict[str, MemoryItem] = {}
@@ -29,10 +53,12 @@ def predict(chat: Chat, session_id: str, k: int = 12) -> list[MemoryItem]:
                 s.session_id == session_id for s in item.sources)
             if not own_turn:  # this session's turns are in the history already
                 found.setdefault(item.id, item)
-    for item in chat.mem.list(order="usage", limit=3):
-        if item.usage_count > 0:
-            found.setdefault(item.id, item)
-    return list(found.values())[:k]
+    habits = habitual(chat, now or datetime.now(timezone.utc))
+    conversational = list(found.values())[:max(0, k - len(habits))]
+    chosen = {m.id: m for m in conversational}
+    for item in habits:
+        chosen.setdefault(item.id, item)
+    return list(chosen.values())[:k]
 
 
 class Preparer:
@@ -44,6 +70,7 @@ class Preparer:
         self.activation = activation
         self.prefix_ids: dict[str, set[str]] = {}
         chat.on_reply.append(self.reply_finished)
+        chat.mem.on_added.append(self.memories_added)
         chat.mem.on_changed.append(self.memories_changed)
 
     def reply_finished(self, result: TurnResult) -> None:
@@ -82,3 +109,17 @@ class Preparer:
             if ids & changed:
                 self.chat.predicted.pop(session_id, None)
                 self.session_opened(session_id, predict_first=True)
+
+    def memories_added(self, items: list[MemoryItem]) -> None:
+        """Memory-added trigger (chat extraction, capture, file ingestion). A pinned memory or
+        a preference belongs in every prefix: rebuild them. Anything else may be what the
+        next turn needs: re-predict the sessions that have a prefix."""
+        if not items or not self.prefix_ids:
+            return
+        standing = any(m.pinned or m.memory_type == MemoryType.PREFERENCE.value for m in items)
+        conversational = all(m.memory_type == MemoryType.RAW_CHAT.value for m in items)
+        if conversational and not standing:
+            return  # a chat turn being stored: reply_finished already re-predicts
+        for session_id in list(self.prefix_ids):
+            self.chat.predicted.pop(session_id, None)
+            self.session_opened(session_id, predict_first=True)

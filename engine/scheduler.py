@@ -20,17 +20,30 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, datetime
 
 from engine.errors import MemDeskError, Preempted
 from engine.jobs import JobQueue
 
 log = logging.getLogger(__name__)
 
-PRIORITY = {"extract": 10, "prefix_build": 5, "next_scene": 6}
+PRIORITY = {"extract": 10, "prefix_build": 5, "next_scene": 6, "nightly": 1}
 MAX_PENDING = 64
 
 TaskRun = Callable[[Callable[[], bool]], None]
 """A task body; it is passed `should_stop()` and must return early (or raise Preempted) when true."""
+
+
+@dataclass(frozen=True)
+class NightlyWindow:
+    """Local hours in which heavy, deferrable work (adapter training) may start."""
+    start_hour: int = 2
+    end_hour: int = 5
+
+    def is_open(self, now: datetime) -> bool:
+        if self.start_hour <= self.end_hour:
+            return self.start_hour <= now.hour < self.end_hour
+        return now.hour >= self.start_hour or now.hour < self.end_hour  # e.g. 23:00-04:00
 
 
 @dataclass(order=True)
@@ -59,6 +72,9 @@ class MemScheduler:
         self.dropped = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.window = NightlyWindow()
+        self._nightly: dict[str, TaskRun] = {}
+        self._nightly_done_on: date | None = None
 
     # ------------------------------------------------------------ the queue
     def submit(self, kind: str, run: TaskRun, *, key: str | None = None, priority: int | None = None) -> bool:
@@ -106,6 +122,23 @@ class MemScheduler:
                     self._by_key.pop(task.key, None)
                 return task
         return None
+
+    # ------------------------------------------------------------ the nightly trigger
+    def add_nightly(self, kind: str, run: TaskRun) -> None:
+        """Run `run` once a night, when the window opens (see `tick`)."""
+        self._nightly[kind] = run
+
+    def tick(self, now: datetime | None = None) -> list[str]:
+        """Time trigger: queue the nightly tasks once per night while the window is open.
+        Returns the kinds it queued. The executor loop calls it; so may an app timer."""
+        now = now or datetime.now()
+        night = (now.date() if now.hour >= self.window.start_hour else date.fromordinal(now.toordinal() - 1))
+        if not self._nightly or not self.window.is_open(now) or self._nightly_done_on == night:
+            return []
+        self._nightly_done_on = night
+        for kind, run in self._nightly.items():
+            self.submit(kind, run, key=f"nightly:{kind}", priority=PRIORITY["nightly"])
+        return list(self._nightly)
 
     # ------------------------------------------------------------ executing
     @contextmanager
@@ -166,6 +199,7 @@ class MemScheduler:
             with self._cv:
                 self._cv.wait_for(lambda: self._stop.is_set() or (self._foreground == 0 and any(
                     not t.cancelled for t in self._heap)), timeout=5.0)
+            self.tick()
             try:
                 self.run_pending()
             except RuntimeError:

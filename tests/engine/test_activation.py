@@ -98,3 +98,55 @@ def test_chat_restores_the_memory_prefix_and_replies_exactly_as_from_scratch(mem
     pinned = mem.list(__import__("engine.cube", fromlist=["Filters"]).Filters(pinned=True))[0]
     mem.update(pinned.id, memory="The user's sister Ana lives in Braga.")
     assert cache.stats()["states"] == 0
+
+
+def test_next_scene_prefers_habits_of_this_time_of_day(kw_mem):
+    from datetime import datetime, timedelta, timezone
+
+    from engine.chat import Chat
+    from engine.llm.fake import FakeModel
+    from engine.next_scene import habitual, hour_closeness
+
+    morning = datetime(2026, 11, 20, 8, 0).astimezone()
+    evening = morning.replace(hour=21)
+    assert hour_closeness(morning, morning) == 1.0
+    assert hour_closeness(morning.replace(hour=20), morning) == 0.0
+    assert hour_closeness(morning.replace(hour=23), morning.replace(hour=1) + timedelta(days=1)) > 0.8
+    commute = kw_mem.add("The user's train to work leaves at 8:12.").id
+    recipes = kw_mem.add("The user cooks risotto on Fridays.").id
+    for _ in range(2):
+        kw_mem.mark_used([commute, recipes])
+    kw_mem.mark_used([recipes])  # recipes used more often, but in the evening
+    with kw_mem.db.write() as conn:
+        for memory_id, when in ((commute, morning), (recipes, evening)):
+            conn.execute("UPDATE memories SET last_used_at = ? WHERE id = ?",
+                         (when.astimezone(timezone.utc).timestamp(), memory_id))
+    chat = Chat(kw_mem, FakeModel())
+    assert [m.id for m in habitual(chat, morning + timedelta(days=1))] == [commute, recipes]
+    assert [m.id for m in habitual(chat, evening + timedelta(days=1))] == [recipes, commute]
+
+
+def test_the_memory_added_trigger_rebuilds_prefixes_for_standing_memories_only(kw_mem):
+    from engine.chat import Chat, ChatConfig
+    from engine.llm.fake import FakeModel
+    from engine.next_scene import Preparer
+    from engine.scheduler import MemScheduler
+
+    model = FakeModel()
+    model.enqueue("Hello.")
+    chat = Chat(kw_mem, model, ChatConfig(extract=False))
+    scheduler = MemScheduler()
+    preparer = Preparer(chat, scheduler, ActivationCache(kw_mem.db))
+    session = chat.send("Hi there").result.session_id
+    scheduler.run_pending()
+    preparer.prefix_ids[session] = set()  # as if a prefix had been built
+    chat.sessions.append(session, "user", "When do I see the dentist?")
+    kw_mem.add_messages([])
+    assert scheduler.status()["pending"] == {}
+    kw_mem.add("Note: the dentist is on Tuesday.", source="capture")
+    assert scheduler.status()["pending"] == {"prefix_build": 1}  # re-predict: it may be needed next
+    chat.predicted[session] = []
+    scheduler.run_pending()
+    assert any("dentist" in m.memory for m in chat.predicted[session])  # the new note is predicted
+    kw_mem.add("Always answer in British English.", memory_type="PreferenceMemory")
+    assert scheduler.status()["pending"] == {"prefix_build": 1}

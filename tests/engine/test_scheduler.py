@@ -128,3 +128,87 @@ def test_after_a_reply_the_next_turns_prefix_is_ready_and_restored(mem, llama_mo
     scheduler.cancel(kind="prefix_build")
     preparer.idle()  # the idle trigger queues one build per recent session
     assert scheduler.status()["pending"] == {"prefix_build": 1}
+
+
+def test_the_nightly_window_queues_its_tasks_once_a_night():
+    from datetime import datetime
+
+    scheduler, log = MemScheduler(), []
+    scheduler.add_nightly("adapter", recorder(log, "train"))
+    assert scheduler.tick(datetime(2026, 11, 21, 14, 0)) == []  # afternoon: closed
+    assert scheduler.tick(datetime(2026, 11, 22, 2, 30)) == ["adapter"]
+    assert scheduler.tick(datetime(2026, 11, 22, 3, 30)) == []  # same night
+    assert scheduler.status()["pending"] == {"adapter": 1}
+    scheduler.run_pending()
+    assert log == ["train"]
+    assert scheduler.tick(datetime(2026, 11, 23, 2, 5)) == ["adapter"]  # the next night
+
+
+def test_a_window_across_midnight_counts_as_one_night():
+    from datetime import datetime
+
+    from engine.scheduler import NightlyWindow
+
+    scheduler = MemScheduler()
+    scheduler.window = NightlyWindow(23, 4)
+    scheduler.add_nightly("adapter", lambda should_stop: None)
+    assert scheduler.tick(datetime(2026, 11, 21, 23, 30)) == ["adapter"]
+    assert scheduler.tick(datetime(2026, 11, 22, 1, 0)) == []
+    assert scheduler.tick(datetime(2026, 11, 22, 12, 0)) == []
+    assert scheduler.tick(datetime(2026, 11, 22, 23, 1)) == ["adapter"]
+
+
+@pytest.mark.slow
+def test_the_whole_chain_on_the_background_thread_under_load(mem, llama_model):
+    """The executor thread builds prefixes while user turns keep arriving and a CPU hog runs:
+    every turn pre-empts, nothing deadlocks, and the later turns restore a prepared prefix."""
+    import time
+
+    from engine.activation import ActivationCache
+    from engine.chat import Chat, ChatConfig
+    from engine.next_scene import Preparer
+
+    mem.add("The user's sister Ana lives in Porto and works as a nurse.")
+    mem.add("The user prefers short answers.", memory_type="PreferenceMemory")
+    mem.wait_indexed()
+    llama_model.reset()
+    scheduler, cache = MemScheduler(), ActivationCache(mem.db)
+    chat = Chat(mem, llama_model, ChatConfig(max_reply_tokens=8, extract=False), activation=cache)
+    preparer = Preparer(chat, scheduler, cache)
+    stop_hog = threading.Event()
+
+    def hog():
+        while not stop_hog.is_set():
+            sum(i * i for i in range(20000))
+
+    hogs = [threading.Thread(target=hog, daemon=True) for _ in range(2)]
+    for thread in hogs:
+        thread.start()
+    scheduler.start()
+    try:
+        session, activations = None, []
+        for question in ("How is Ana?", "Where does she live?", "What is her job?"):
+            with scheduler.foreground():
+                reply = chat.send(question, session)
+                reply.text()
+            session = reply.result.session_id
+            activations.append(reply.result.activation)
+            deadline = time.monotonic() + 120  # let the background build finish before the next turn
+            while time.monotonic() < deadline and (scheduler.status()["pending"] or scheduler.status()["running"]):
+                time.sleep(0.05)
+        # A new preference is a standing memory of every prefix: the added trigger rebuilds it.
+        mem.add("The user likes replies that end with a question.", memory_type="PreferenceMemory")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (scheduler.status()["pending"] or scheduler.status()["running"]):
+            time.sleep(0.05)
+        with scheduler.foreground():
+            last = chat.send("Anything else about her?", session)
+            last.text()
+    finally:
+        scheduler.stop()
+        stop_hog.set()
+    assert activations[1:] == ["hit", "hit"]
+    assert last.result.activation == "hit"
+    assert scheduler.status()["last_errors"] == []
+    assert scheduler.status()["completed"]["prefix_build"] >= 4
+    assert session in preparer.prefix_ids
