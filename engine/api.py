@@ -266,6 +266,12 @@ class Memory:
         with self.db.read() as conn:
             return vault.listing(conn, where, args, orders[order], limit, offset)
 
+    def count(self, filters: Filters = Filters()) -> int:
+        """How many memories `list(filters)` would page through."""
+        where, args = sql_filters(filters, ts(filters.since), ts(filters.until))
+        with self.db.read() as conn:
+            return vault.count(conn, where, args)
+
     def find_by_key(self, key: str, *, scope: str = "default", memory_types: Sequence[str] = (
             MemoryType.USER, MemoryType.PREFERENCE, MemoryType.LONG_TERM)) -> list[MemoryItem]:
         """Live memories with this exact key (how MemReader finds the fact a new one updates)."""

@@ -257,6 +257,22 @@ def listing(conn: apsw.Connection, where: list[str], args: list, order: str, lim
     return [row_to_item(r) for r in conn.execute(sql, [*args, limit, offset])]
 
 
+def count(conn: apsw.Connection, where: list[str], args: list) -> int:
+    return conn.execute("SELECT count(*) FROM memories m WHERE 1 " + " ".join(where), args).fetchone()[0]
+
+
+def remove_edge(conn: apsw.Connection, src: str, dst: str, relation: str) -> int:
+    conn.execute("DELETE FROM edges WHERE relation = ? AND ((src = ? AND dst = ?) OR (src = ? AND dst = ?))",
+                 (relation, src, dst, dst, src))
+    return conn.changes()
+
+
+def edges_by_relation(conn: apsw.Connection, relation: str) -> list[Edge]:
+    rows = conn.execute("SELECT src, dst, relation, created_at, weight FROM edges WHERE relation = ? "
+                        "ORDER BY created_at DESC", (relation,)).fetchall()
+    return [Edge(s, d, r, from_ts(at), w) for s, d, r, at, w in rows]
+
+
 def mark_used(conn: apsw.Connection, ids: Sequence[str], when: float) -> None:
     conn.executemany("UPDATE memories SET usage_count = usage_count + 1, last_used_at = ? WHERE id = ?",
                      [(when, i) for i in ids])

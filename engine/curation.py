@@ -1,0 +1,96 @@
+"""Curation: what a person does to their memories by hand in the browser.
+
+Undo lives here, in the engine (as in Anki), not in the widgets: reverting restores the
+fields of an earlier version as a new version, so an undo is itself undoable and the
+history never loses a state. Conflicts are pairs linked by a CONFLICT edge (MemReader adds
+one when a new fact contradicts a pinned or user-edited one); resolving one removes the
+edge and records what became of each side.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from engine.api import Memory
+from engine.cube import MemoryItem, Relation, Status
+from engine.errors import InvalidInputError, NotFoundError
+from engine.store import vault
+
+# What a revert puts back; status too, so undoing an archive or delete brings the memory back.
+REVERTIBLE = ("memory", "key", "tags", "memory_type", "status", "confidence", "event_time", "event_end",
+              "expires", "priority", "pinned", "visibility", "scope", "info")
+
+
+def revert(mem: Memory, memory_id: str, version: int) -> MemoryItem:
+    """Bring back the fields of `version` (from `history()`), as a new version."""
+    current = mem.get(memory_id)
+    earlier = next((v.item for v in mem.history(current.id) if v.version == version), None)
+    if earlier is None:
+        raise NotFoundError(f"Memory {current.id[:8]} has no version {version}; see `memdesk history {current.id[:8]}`.")
+    changes = {name: getattr(earlier, name) for name in REVERTIBLE
+               if getattr(earlier, name) != getattr(current, name)}
+    if not changes:
+        return current
+    return mem.update(current.id, reason=f"reverted to v{version}", **changes)
+
+
+def undo_last(mem: Memory, memory_id: str) -> MemoryItem:
+    """Undo the most recent change to this memory (edit, archive, delete, pin...)."""
+    versions = mem.history(memory_id)
+    if not versions:
+        raise InvalidInputError("This memory has never been changed, so there is nothing to undo.")
+    return revert(mem, memory_id, versions[-1].version)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    first: MemoryItem  # the older fact (the one a person pinned or edited)
+    second: MemoryItem  # the newer, contradicting one
+    since: datetime
+
+
+class Resolution(StrEnum):
+    KEEP_FIRST = "keep_first"
+    KEEP_SECOND = "keep_second"
+    KEEP_BOTH = "keep_both"
+    MERGE = "merge"
+
+
+def conflicts(mem: Memory) -> list[Conflict]:
+    """Unresolved conflicts between live memories, newest first."""
+    with mem.db.read() as conn:
+        edges = vault.edges_by_relation(conn, Relation.CONFLICT.value)
+    out: list[Conflict] = []
+    for edge in edges:
+        try:
+            first, second = sorted((mem.get(edge.src), mem.get(edge.dst)), key=lambda m: m.created_at)
+        except NotFoundError:
+            continue  # one side was purged
+        if first.status in (Status.ACTIVATED.value, Status.RESOLVING.value) and \
+                second.status in (Status.ACTIVATED.value, Status.RESOLVING.value):
+            out.append(Conflict(first, second, edge.created_at))
+    return out
+
+
+def resolve(mem: Memory, first_id: str, second_id: str, resolution: Resolution | str,
+            merged_text: str | None = None) -> list[MemoryItem]:
+    """Settle one conflict; returns the memories that remain live."""
+    resolution = Resolution(resolution)
+    if resolution is Resolution.MERGE and not (merged_text or "").strip():
+        raise InvalidInputError("A merge needs the merged text; write it, or keep one or both instead.")
+    first, second = mem.get(first_id), mem.get(second_id)
+    with mem.db.write() as conn:
+        if not vault.remove_edge(conn, first.id, second.id, Relation.CONFLICT.value):
+            raise NotFoundError("These two memories are not in conflict (any more); reload the conflicts view.")
+    if resolution is Resolution.KEEP_BOTH:
+        mem.link(first.id, second.id, Relation.RELATE)
+        return [first, second]
+    if resolution is Resolution.MERGE:
+        kept = mem.update(first.id, memory=(merged_text or "").strip(), reason="merged", sources=[*first.sources, *second.sources])
+        dropped = second
+    else:
+        kept, dropped = (first, second) if resolution is Resolution.KEEP_FIRST else (second, first)
+    mem.update(dropped.id, status=Status.ARCHIVED.value, reason="conflict resolved")
+    mem.link(dropped.id, kept.id, Relation.MERGED_TO)
+    return [mem.get(kept.id)]

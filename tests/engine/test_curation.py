@@ -1,0 +1,74 @@
+"""Undo/revert and conflict resolution: the engine side of the memory browser."""
+from __future__ import annotations
+
+import pytest
+
+from engine.cube import Filters, Relation, Status
+from engine.curation import Resolution, conflicts, resolve, revert, undo_last
+from engine.errors import InvalidInputError, NotFoundError
+
+
+def test_undo_restores_the_last_state_as_a_new_version(kw_mem):
+    item = kw_mem.add("The user's dentist is Dr. Silva.", tags=["health"])
+    kw_mem.update(item.id, memory="The user's dentist is Dr. Costa.", tags=["health", "people"], pinned=True)
+    undone = undo_last(kw_mem, item.id)
+    assert undone.memory == "The user's dentist is Dr. Silva." and undone.tags == ["health"] and not undone.pinned
+    assert undone.version == 3  # nothing lost: the undone edit is in history
+    assert [v.item.memory for v in kw_mem.history(item.id)][-1] == "The user's dentist is Dr. Costa."
+    redone = undo_last(kw_mem, item.id)  # an undo is itself undoable
+    assert redone.memory == "The user's dentist is Dr. Costa."
+
+
+def test_undo_of_a_delete_brings_the_memory_back_and_errors_are_clear(kw_mem):
+    item = kw_mem.add("The user parks on level 2.")
+    with pytest.raises(InvalidInputError, match="nothing to undo"):
+        undo_last(kw_mem, item.id)
+    kw_mem.delete(item.id)
+    assert kw_mem.count() == 0
+    assert undo_last(kw_mem, item.id).status == Status.ACTIVATED.value
+    assert kw_mem.count() == 1
+    with pytest.raises(NotFoundError, match="no version 9"):
+        revert(kw_mem, item.id, 9)
+
+
+def test_count_follows_the_filters(kw_mem):
+    kw_mem.add("a pinned note", pinned=True)
+    kw_mem.add("a plain note", tags=["x"])
+    assert kw_mem.count() == 2
+    assert kw_mem.count(Filters(pinned=True)) == 1
+    assert kw_mem.count(Filters(tags=("x",))) == 1
+
+
+def conflicting_pair(mem):
+    old = mem.add("The user's sister lives in Lisbon.", key="sister / location")
+    new = mem.add("The user's sister lives in Porto.", key="sister / location")
+    mem.link(new.id, old.id, Relation.CONFLICT)  # as MemReader does
+    return old.id, new.id
+
+
+@pytest.mark.parametrize("resolution", list(Resolution))
+def test_each_resolution_settles_the_conflict(kw_mem, resolution):
+    old, new = conflicting_pair(kw_mem)
+    [pair] = conflicts(kw_mem)
+    assert (pair.first.id, pair.second.id) == (old, new)  # older first
+    kept = resolve(kw_mem, old, new, resolution,
+                   merged_text="The user's sister moved from Lisbon to Porto." if resolution is Resolution.MERGE else None)
+    assert conflicts(kw_mem) == []
+    live = {m.id for m in kw_mem.list()}
+    assert live == {m.id for m in kept}
+    if resolution is Resolution.KEEP_BOTH:
+        assert live == {old, new}
+    elif resolution is Resolution.MERGE:
+        assert live == {old} and "moved from Lisbon" in kw_mem.get(old).memory
+        assert any(e.relation == "MERGED_TO" and e.src == new for e in kw_mem.edges(old))
+    else:
+        assert live == ({old} if resolution is Resolution.KEEP_FIRST else {new})
+    with pytest.raises(NotFoundError, match="not in conflict"):
+        resolve(kw_mem, old, new, Resolution.KEEP_BOTH)
+
+
+def test_a_merge_without_text_is_refused_and_loses_nothing(kw_mem):
+    old, new = conflicting_pair(kw_mem)
+    with pytest.raises(InvalidInputError, match="merged text"):
+        resolve(kw_mem, old, new, Resolution.MERGE, merged_text="  ")
+    assert len(conflicts(kw_mem)) == 1
