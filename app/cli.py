@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from app import cli_chat
+from app import cli_chat, cli_ingest
 from app import cli_format as fmt
 from engine.cube import Filters, MemoryType, Source, to_utc
 from engine.errors import InvalidInputError, MemDeskError
@@ -229,7 +229,26 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from app.gui import cmd_gui as run_gui
+    except ImportError as exc:
+        raise InvalidInputError(f"The desktop app needs PySide6 ({exc}); reinstall MemDesk "
+                                "(`python3 -m pip install .`) or use the terminal commands.") from exc
+    return run_gui(args)
+
+
+def _display_available() -> bool:
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def cmd_welcome(args: argparse.Namespace) -> int:
+    """No command: the desktop app where there is a display, else the terminal chat or a summary."""
+    if _display_available():
+        args.smoke, args.screenshots = False, None
+        return cmd_gui(args)
     if sys.stdin is not None and sys.stdin.isatty() and sys.stdout.isatty():
         return cli_chat.repl(args)
     with open_memory(args, embedder=False) as mem:
@@ -345,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag(p)
     command("check", cmd_check, "verify every page of the vault (integrity and encryption)")
     cli_chat.register(command, json_flag)
+    cli_ingest.register(command, json_flag)
+    p = command("gui", cmd_gui, "open the desktop app (the default when there is a display)")
+    p.add_argument("--smoke", action="store_true",
+                   help="open every window on demo content in a temporary folder, exercise it and exit (0 = OK)")
+    p.add_argument("--screenshots", metavar="DIR", help="like --smoke, and save a PNG of each window in DIR")
     return parser
 
 

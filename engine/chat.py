@@ -80,6 +80,17 @@ class ChatResponse:
             pass
         return "".join(self._text)
 
+    def stop(self) -> None:
+        """End the reply early (a Stop button): the model's stream is closed and what was
+        written so far is stored as the reply, so the session keeps both turns."""
+        if self._done:
+            return
+        self._done = True
+        close = getattr(self._pieces, "close", None)
+        if close is not None:
+            close()
+        self._finish("".join(self._text))
+
 
 class Chat:
     def __init__(self, mem: Memory, model: ChatModel, config: ChatConfig = ChatConfig(),
@@ -101,16 +112,22 @@ class Chat:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         session = self.sessions.get(session_id) if session_id else self.sessions.create(_title(text))
-        history = self.sessions.messages(session.id, limit=self.config.history_turns)
+        try:
+            history = self.sessions.messages(session.id, limit=self.config.history_turns)
+            intent = parse_query(text, now)
+            hits = self.mem.search(text, k=self.config.memory_k, reference_time=now)
+            # Turns of this very session are already in the history part of the prompt.
+            memories = [h.item for h in hits if not _from_session(h.item, session.id)]
+            preferences = self._preferences(text, intent.memory_types)
+            timings["retrieve_ms"] = (time.perf_counter() - t0) * 1000
+            turns, used_memories, used_prefs, used_history, prefix_ids = self._fit(
+                text, now, self._core(session.id), preferences, memories, history)
+        except BaseException:
+            if not session_id:  # a message that cannot be sent leaves no empty session behind
+                self.sessions.delete(session.id)
+            raise
+        # Stored only once the turn can go ahead (a message too long for the model is refused first).
         user_message = self.sessions.append(session.id, "user", text, when=now)
-        intent = parse_query(text, now)
-        hits = self.mem.search(text, k=self.config.memory_k, reference_time=now)
-        # Turns of this very session are already in the history part of the prompt.
-        memories = [h.item for h in hits if not _from_session(h.item, session.id)]
-        preferences = self._preferences(text, intent.memory_types)
-        timings["retrieve_ms"] = (time.perf_counter() - t0) * 1000
-        turns, used_memories, used_prefs, used_history, prefix_ids = self._fit(
-            text, now, self._core(session.id), preferences, memories, history)
         prompt = self.model.render_chat(turns)
         result = TurnResult(session_id=session.id, user_message=user_message,
                             memory_ids=tuple(m.id for m in used_memories),

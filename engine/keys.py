@@ -108,6 +108,15 @@ class KeyManager:
     def exists(self) -> bool:
         return self.sidecar.exists()
 
+    def passphrase_request(self) -> str | None:
+        """What a GUI must ask before opening: "unlock" (an existing passphrase vault), "create"
+        (a new vault and no secure keyring), or None (keyring or $MEMDESK_PASSPHRASE)."""
+        if os.environ.get(PASSPHRASE_ENV):
+            return None
+        if self.exists():
+            return "unlock" if self.info().mode == "passphrase" else None
+        return "create" if secure_keyring() is None else None
+
     def info(self) -> KeyInfo:
         try:
             return KeyInfo.from_json(self.sidecar.read_text(encoding="utf-8"))

@@ -163,13 +163,18 @@ class MemScheduler:
         while (max_tasks is None or done < max_tasks) and not self.should_stop():
             task = self._pop()
             if task is None:
-                if self.jobs is not None and self.jobs.run_one():
+                if self.jobs is not None and self._run_job():
                     done += 1
                     continue
                 break
             self._execute(task)
             done += 1
         return done
+
+    def _run_job(self) -> bool:
+        # Extraction may run the model: it takes the model lock like any background task.
+        with self.model_lock:
+            return self.jobs.run_one()
 
     def _execute(self, task: _Task) -> None:
         self._running = task.kind
@@ -191,10 +196,12 @@ class MemScheduler:
 
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="memdesk-scheduler", daemon=True)
+            self._stop.clear()
+            self._thread = threading.Thread(target=self.serve, name="memdesk-scheduler", daemon=True)
             self._thread.start()
 
-    def _loop(self) -> None:
+    def serve(self) -> None:
+        """The executor loop, until `stop()`: the app calls it from its QThread, `start()` from a thread."""
         while not self._stop.is_set():
             with self._cv:
                 self._cv.wait_for(lambda: self._stop.is_set() or (self._foreground == 0 and any(

@@ -44,6 +44,23 @@ def pick_backend(path: Path, backend: str = "auto") -> str:
     return "mlx" if path.is_dir() else "llama.cpp"
 
 
+def check_model_path(path: Path, backend: str = "auto") -> str:
+    """Validate a model the person chose, without loading it; returns the backend it needs."""
+    from engine.llm.base import check_gguf
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelError(f"{path} does not exist. Choose a .gguf file or an MLX model folder.")
+    chosen = pick_backend(path, backend)
+    if chosen == "mlx":
+        if not (path / "config.json").is_file() or not any(path.glob("*.safetensors")):
+            raise ModelError(f"{path} is not an MLX model folder (it needs config.json and .safetensors "
+                             "weights). Choose a .gguf file, or export one with `memdesk model export-mlx`.")
+    else:
+        check_gguf(path)
+    return chosen
+
+
 def load_model(path: Path | None = None, *, backend: str = "auto", n_ctx: int = 4096,
                lora_path: Path | None = None) -> ChatModel:
     """Load a chat model; errors name the path and say what to do."""

@@ -69,9 +69,32 @@ def test_budget_trims_oldest_turns_first_and_keeps_pinned(mem):
 
 
 def test_a_message_too_long_for_the_context_is_refused_clearly(mem):
-    chat, _, _ = make_chat(mem, n_ctx=64, max_reply_tokens=16)
+    chat, _, _ = make_chat(mem, n_ctx=400, max_reply_tokens=16)
     with pytest.raises(ModelError, match="too long"):
-        chat.send("word " * 100, now=NOW)
+        chat.send("word " * 500, now=NOW)
+    assert chat.sessions.list() == []  # no empty session is left behind
+    chat.model.enqueue("Hi.")
+    first = chat.send("hello", now=NOW)
+    first.text()
+    session = first.result.session_id
+    with pytest.raises(ModelError, match="too long"):
+        chat.send("word " * 500, session, now=NOW)
+    assert [m.content for m in chat.sessions.messages(session)] == ["hello", "Hi."]  # nor a half turn
+
+
+def test_a_stopped_reply_stores_what_was_written(mem):
+    chat, model, _ = make_chat(mem)
+    model.enqueue("The first part of a long answer and then more words")
+    response = chat.send("Tell me everything", now=NOW)
+    pieces = iter(response)
+    written = "".join(next(pieces) for _ in range(3))
+    pieces.close()
+    response.stop()
+    session = response.result.session_id
+    stored = chat.sessions.messages(session)
+    assert [m.role for m in stored] == ["user", "assistant"] and stored[1].content == written.strip()
+    response.stop()  # twice is harmless
+    assert len(chat.sessions.messages(session)) == 2
 
 
 def test_fact_from_one_session_is_given_in_a_later_one_and_a_correction_wins(mem):

@@ -105,3 +105,17 @@ def test_restored_prefix_state_gives_the_same_greedy_reply_token_for_token(model
     # KV only: ~23 KB a token for SmolLM2 (30 layers x K,V x 3 heads x 64 x fp16); the logits
     # a whole-context state would add are 49,152 floats = 196 KB a token.
     assert len(state) < 50 * 1024 * len(prefix_tokens)
+
+
+def test_a_chosen_model_path_is_validated_without_loading(tmp_path):
+    from engine.errors import ModelError
+    from engine.llm.registry import check_model_path, embedded_model_path
+
+    assert check_model_path(embedded_model_path()) == "llama.cpp"
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(ModelError, match="not a GGUF"):
+        check_model_path(tmp_path / "notes.txt")
+    with pytest.raises(ModelError, match="not an MLX model folder"):
+        check_model_path(tmp_path)
+    with pytest.raises(ModelError, match="does not exist"):
+        check_model_path(tmp_path / "missing.gguf")

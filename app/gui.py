@@ -1,0 +1,340 @@
+"""`memdesk gui`: the desktop app's composition root.
+
+Opens the vault (asking for the passphrase when no OS keyring holds the key), then builds
+the windows, the chat controller, the scheduler's QThread and the folder watcher, and
+wires them with signals. Threads (ARCHITECTURE.md): the GUI thread only shows things;
+the database, the model and disk scans run on TaskRunner lanes, the scheduler on its
+QThread and the watcher on its own thread, and results come back through signals.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QIcon
+from PySide6.QtWidgets import QApplication, QMessageBox, QSplashScreen, QWidget
+
+from app import settings_store
+from app.chat_controller import ChatController
+from app.scheduler_thread import SchedulerThread
+from engine.api import Memory
+from engine.errors import MemDeskError, WrongKeyError
+from engine.jobs import JobQueue
+from engine.keys import KeyManager
+from engine.paths import ProfilePaths
+from engine.scheduler import MemScheduler, NightlyWindow
+from ui.browser import BrowserWindow
+from ui.capture import QuickCapture, install_capture_shortcut
+from ui.chat_window import MainWindow
+from ui.conflicts import ConflictsView
+from ui.settings import AppSettings, SettingsDialog, SettingsInfo
+from ui.tasks import TaskRunner
+from ui.timeline import TimelineView
+from ui.tray import NO_TRAY_MESSAGE, Tray
+from ui.unlock import UnlockDialog
+
+log = logging.getLogger("memdesk.gui")
+ICON = Path(__file__).resolve().parent.parent / "resources" / "icons" / "memdesk.svg"
+
+
+def wait_for(fn, *args):
+    """Run `fn` on a worker thread while the GUI keeps painting (a QEventLoop, not a busy-wait)."""
+    runner = TaskRunner()
+    loop = QEventLoop()
+    box: dict = {}
+    runner.write(lambda: fn(*args), on_done=lambda v: (box.update(value=v), loop.quit()),
+                 on_error=lambda e: (box.update(error=e), loop.quit()))
+    loop.exec()
+    runner.shutdown()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def open_vault(paths: ProfilePaths, splash: QSplashScreen | None = None) -> Memory | None:
+    """Unlock dialog loop; None when the person cancels."""
+    keys = KeyManager(paths.key_sidecar)
+    mode = keys.passphrase_request()
+    error = ""
+    while True:
+        secret = None
+        if mode is not None:
+            dialog = UnlockDialog(mode, str(paths.vault), error)
+            dialog.setWindowIcon(QIcon(str(ICON)))
+            if dialog.exec() != UnlockDialog.DialogCode.Accepted:
+                return None
+            secret = dialog.value()
+        if splash is not None:
+            splash.showMessage("Opening your memories…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
+        try:
+            return wait_for(lambda: Memory.open(paths.data_dir, profile=paths.name,
+                                                passphrase=lambda confirm: secret))
+        except WrongKeyError as exc:
+            error = str(exc)
+
+
+class WatcherBridge(QObject):
+    """The folder watcher calls back on its own thread; these signals carry that to the GUI thread."""
+    progress = Signal(int, int, str)
+    report = Signal(object)
+
+
+class DesktopApp(QObject):
+    def __init__(self, qt_app: QApplication, mem: Memory, paths: ProfilePaths,
+                 store: settings_store.SettingsStore | None = None):
+        super().__init__()
+        self.qt_app = qt_app
+        self.mem = mem
+        self.paths = paths
+        # Settings live in the default data folder's profile, even when the vault is elsewhere.
+        self.store = store or settings_store.SettingsStore(paths)
+        loaded = self.store.load()
+        self.settings = loaded.settings
+        warning = " ".join(loaded.messages)
+        self.key_storage = settings_store.describe_key_storage(paths)
+        self.runner = TaskRunner(self)
+        self.jobs = JobQueue(mem.db)
+        self.scheduler = MemScheduler(self.jobs)
+        self.scheduler.window = NightlyWindow(self.settings.nightly_start_hour, self.settings.nightly_end_hour)
+        self.scheduler_thread = SchedulerThread(self.scheduler)
+
+        self.window = MainWindow(mem, self.runner)
+        self.browser = BrowserWindow(mem, self.runner)
+        self.conflicts = ConflictsView(mem, self.runner)
+        self.timeline = TimelineView(mem, self.runner)
+        self.capture = QuickCapture(mem, self.runner)
+        self.tray = Tray()
+        self.chat = ChatController(mem, self.runner, self.window, self.scheduler,
+                                   model_path=self.settings.model_path or None, backend=self.settings.backend)
+        for widget in (self.window, self.browser, self.conflicts, self.timeline, self.capture):
+            widget.setWindowIcon(QIcon(str(ICON)))
+        self.conflicts.setWindowTitle("Conflicts — MemDesk")
+        self.timeline.setWindowTitle("Timeline — MemDesk")
+        self.watcher = None
+        self.watch_bridge = WatcherBridge()
+        self._wire()
+        if warning:
+            self.window.statusBar().showMessage(warning, 15000)
+
+    # ------------------------------------------------------------ wiring
+    def _wire(self) -> None:
+        w = self.window
+        w.openMemoryRequested.connect(self.open_memory)
+        w.searchRequested.connect(self.search_memories)
+        w.openBrowserRequested.connect(lambda: self._show(self.browser))
+        w.openConflictsRequested.connect(lambda: self._show(self.conflicts))
+        w.openTimelineRequested.connect(lambda: self._show(self.timeline))
+        w.openSettingsRequested.connect(self.open_settings)
+        w.captureRequested.connect(self.capture.open_capture)
+        install_capture_shortcut(w, self.capture)
+        self.browser.openSessionRequested.connect(self.open_session)
+        self.browser.openFileRequested.connect(self.open_file)
+        self.conflicts.openMemoryRequested.connect(self.open_memory)
+        self.timeline.openMemoryRequested.connect(self.open_memory)
+        self.timeline.rangeSelected.connect(self.filter_by_time)
+        for source in (self.browser, self.conflicts):
+            source.memoriesChanged.connect(self.memories_changed)
+        self.capture.captured.connect(lambda _id: self.memories_changed([]))
+        self.capture.failed.connect(lambda message: w.statusBar().showMessage(message, 10000))
+        self.runner.failed.connect(w.show_error)
+        self.tray.openRequested.connect(lambda: self._show(w))
+        self.tray.captureRequested.connect(self.capture.open_capture)
+        self.tray.pauseToggled.connect(self.pause_ingestion)
+        self.tray.quitRequested.connect(self.quit)
+        self.watch_bridge.progress.connect(
+            lambda done, total, path: w.set_ingest_status(f"Indexing notes {done}/{total}" if done < total else ""))
+        self.watch_bridge.report.connect(self.ingest_finished)
+        self.qt_app.aboutToQuit.connect(self.shutdown)
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self, model=None) -> None:
+        if Tray.available():
+            self.tray.show()
+            self.qt_app.setQuitOnLastWindowClosed(False)  # the tray keeps MemDesk running
+        else:
+            self.window.statusBar().showMessage(NO_TRAY_MESSAGE, 15000)
+        self.window.show()
+        if model is not None:
+            self.chat.use_model(model)
+        else:
+            self.chat.load_model()
+        if self.settings.scheduler_enabled:
+            self.scheduler_thread.start()
+        self.start_watching()
+
+    def start_watching(self) -> None:
+        from engine.ingest import FolderWatcher, Ingestor
+
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
+        folders = [f for f in self.settings.watched_folders if Path(f).is_dir()]
+        if not folders:
+            return
+        bridge = self.watch_bridge
+        self.watcher = FolderWatcher(Ingestor(self.mem), folders,
+                                     on_report=bridge.report.emit,
+                                     on_progress=lambda done, total, path: bridge.progress.emit(done, total, str(path)))
+        self.watcher.start()
+
+    def pause_ingestion(self, paused: bool) -> None:
+        if self.watcher is not None:
+            (self.watcher.pause if paused else self.watcher.resume)()
+        self.window.set_ingest_status("Ingestion paused" if paused else "")
+
+    def ingest_finished(self, report) -> None:
+        self.window.set_ingest_status("")
+        skipped = getattr(report, "skipped", None) or []
+        if skipped:
+            self.window.statusBar().showMessage(f"{len(skipped)} file(s) skipped; see Settings → Watched folders.",
+                                                10000)
+        self.memories_changed([])
+
+    def shutdown(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.scheduler_thread.stop()
+        self.chat.close()
+        self.runner.shutdown()
+        self.mem.close()  # pending extraction jobs stay queued in the vault for the next start
+
+    def quit(self) -> None:
+        self.qt_app.quit()
+
+    # ------------------------------------------------------------ navigation
+    def _show(self, widget: QWidget) -> None:
+        widget.show()
+        widget.raise_()
+        widget.activateWindow()
+
+    def open_memory(self, memory_id: str) -> None:
+        self._show(self.browser)
+        self.browser.show_memory(memory_id)
+
+    def search_memories(self, text: str = "") -> None:
+        self._show(self.browser)
+        self.browser.focus_search(text)
+
+    def filter_by_time(self, since, until) -> None:
+        self._show(self.browser)
+        self.browser.set_time_range(since, until)
+
+    def open_session(self, session_id: str, message_id: str = "") -> None:
+        self._show(self.window)
+        self.window.select_session(session_id)
+
+    def open_file(self, path: str, line: int = 0) -> None:
+        if not Path(path).exists():
+            self.window.statusBar().showMessage(f"{path} no longer exists; its memories were archived.", 10000)
+            return
+        QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+
+    def memories_changed(self, ids: list) -> None:
+        self.browser.refresh()
+        self.conflicts.refresh()
+        self.timeline.refresh()
+
+    # ------------------------------------------------------------ settings
+    def settings_info(self) -> SettingsInfo:
+        watching = len(self.watcher.folders) if self.watcher is not None else 0
+        ingest = self.window.ingest_status_text() or (f"Watching {watching} folder(s)" if watching else "Not watching")
+        return SettingsInfo(key_storage=self.key_storage, data_dir=str(self.paths.data_dir), ingest_status=ingest,
+                            model_in_use=self.chat.model_name(), default_model=_default_model())
+
+    def settings_dialog(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.settings, self.settings_info(), settings_store.validate_model_path, self.window)
+        dialog.setWindowIcon(QIcon(str(ICON)))
+        dialog.settingsChanged.connect(self.apply_settings)
+        dialog.exportRequested.connect(lambda path: self.export_memories(path, dialog))
+        dialog.importRequested.connect(lambda path: self.import_memories(path, dialog))
+        return dialog
+
+    def open_settings(self) -> None:
+        self.settings_dialog().open()  # window-modal, without a nested event loop
+
+    def apply_settings(self, new: AppSettings) -> None:
+        try:
+            self.store.save(new)
+        except MemDeskError as exc:
+            self.window.show_error(str(exc))
+            return
+        old, self.settings = self.settings, new
+        if (new.model_path, new.backend) != (old.model_path, old.backend):
+            self.chat.set_model(new.model_path or None, new.backend)
+        if new.watched_folders != old.watched_folders:
+            self.start_watching()
+        self.scheduler.window = NightlyWindow(new.nightly_start_hour, new.nightly_end_hour)
+        if new.scheduler_enabled and not self.scheduler_thread.isRunning():
+            self.scheduler_thread.start()
+        elif not new.scheduler_enabled and self.scheduler_thread.isRunning():
+            self.scheduler_thread.stop()
+
+    def export_memories(self, path: str, dialog: SettingsDialog | None = None) -> None:
+        def done(message: str) -> None:
+            self.window.statusBar().showMessage(message, 10000)
+            if dialog is not None:
+                dialog.show_exchange_result(message)
+
+        self.runner.write(lambda: self.mem.export(path),
+                          on_done=lambda n: done(f"Exported {n} memories to {path}. The file is NOT encrypted: "
+                                                 "keep it somewhere safe, or delete it when done."),
+                          on_error=lambda e: done(str(e)))
+
+    def import_memories(self, path: str, dialog: SettingsDialog | None = None) -> None:
+        def done(message: str) -> None:
+            self.window.statusBar().showMessage(message, 10000)
+            if dialog is not None:
+                dialog.show_exchange_result(message)
+            self.memories_changed([])
+
+        self.runner.write(lambda: self.mem.import_(path),
+                          on_done=lambda r: done(f"Imported {r.added} memories from {path} "
+                                                 f"({r.skipped} already here)."),
+                          on_error=lambda e: done(str(e)))
+
+
+def _default_model() -> str:
+    from engine.llm.registry import default_model_path
+
+    try:
+        return str(default_model_path())
+    except MemDeskError:
+        return ""
+
+
+def make_qt_app(argv: list[str]) -> QApplication:
+    app = QApplication.instance() or QApplication(argv)
+    app.setApplicationName("MemDesk")
+    app.setOrganizationName("MemDesk")
+    app.setStyle("Fusion")
+    app.setWindowIcon(QIcon(str(ICON)))
+    return app
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    if args.smoke or args.screenshots:
+        from app.gui_smoke import run
+
+        return run(args)
+    qt_app = make_qt_app(sys.argv[:1])
+    home, store, _ = settings_store.effective_data_dir(args.data_dir, args.profile)
+    paths = ProfilePaths.for_profile(home, args.profile)
+    splash = QSplashScreen(QIcon(str(ICON)).pixmap(128, 128))
+    splash.show()
+    try:
+        mem = open_vault(paths, splash)
+    except MemDeskError as exc:
+        splash.close()
+        QMessageBox.critical(None, "MemDesk cannot open your memories", str(exc))
+        return exc.exit_code or 1
+    splash.close()
+    if mem is None:
+        return 0
+    desktop = DesktopApp(qt_app, mem, paths, store)
+    desktop.start()
+    QTimer.singleShot(0, lambda: desktop.window.raise_())
+    return qt_app.exec()
+

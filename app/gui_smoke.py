@@ -1,0 +1,137 @@
+"""`memdesk gui --smoke` and `--screenshots DIR`: every window, on demo content, for real.
+
+A temporary data folder (never the person's own vault) is seeded with realistic memories,
+two past chats, a conflict and a folder of notes that the watcher ingests. Each window is
+opened and exercised through its public methods; the run fails (exit 1, with what went
+wrong) if any check fails or a step does not finish in time. With --screenshots each
+window is also saved as a PNG.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtWidgets import QWidget
+
+from app import settings_store
+from app.demo_content import seed
+from app.gui import DesktopApp, make_qt_app
+from engine.api import Memory
+from engine.keys import PASSPHRASE_ENV
+from engine.paths import ProfilePaths
+
+log = logging.getLogger("memdesk.smoke")
+STEP_TIMEOUT_S = 180
+
+
+class SmokeFailure(AssertionError):
+    pass
+
+
+def pump(until: Callable[[], bool], timeout_s: float = STEP_TIMEOUT_S, what: str = "") -> None:
+    """Let Qt deliver events until `until()` holds (sleeping in the event loop, not spinning)."""
+    deadline = time.monotonic() + timeout_s
+    loop = QEventLoop()
+    while not until():
+        if time.monotonic() > deadline:
+            raise SmokeFailure(f"timed out after {timeout_s:.0f} s waiting for {what or 'background work'}")
+        QTimer.singleShot(25, loop.quit)
+        loop.exec()
+
+
+def settle(desktop: DesktopApp, what: str) -> None:
+    pump(lambda: desktop.runner.pending == 0, what=what)
+
+
+def shoot(widget: QWidget, folder: Path | None, name: str) -> None:
+    if folder is None:
+        return
+    pump(lambda: True)  # one more pass so the last results are painted
+    widget.repaint()
+    path = folder / f"{name}.png"
+    if not widget.grab().save(str(path)):
+        raise SmokeFailure(f"could not save {path}")
+    print(f"screenshot: {path}")
+
+
+def run(args: argparse.Namespace) -> int:
+    shots = Path(args.screenshots).resolve() if args.screenshots else None
+    if shots is not None:
+        shots.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    qt_app = make_qt_app(["memdesk"])
+    with tempfile.TemporaryDirectory(prefix="memdesk-smoke-") as tmp:
+        root = Path(tmp)
+        os.environ[PASSPHRASE_ENV] = "smoke-test passphrase"  # only this temporary vault
+        paths = ProfilePaths.for_profile(root / "data", "default")
+        mem = Memory.open(paths.data_dir, profile=paths.name)
+        notes = root / "notes"
+        notes.mkdir()
+        seed(mem, notes)
+        settings, _ = settings_store.load(paths)
+        settings.watched_folders = [str(notes)]
+        settings_store.save(paths, settings)
+        desktop = DesktopApp(qt_app, mem, paths)
+        try:
+            return _exercise(desktop, shots)
+        except SmokeFailure as exc:
+            print(f"memdesk gui --smoke: FAILED: {exc}")
+            return 1
+        finally:
+            desktop.shutdown()
+            os.environ.pop(PASSPHRASE_ENV, None)
+
+
+def _exercise(desktop: DesktopApp, shots: Path | None) -> int:
+    window = desktop.window
+    window.resize(1280, 820)
+    desktop.start()
+    pump(lambda: desktop.chat.ready or desktop.chat.error, what="the model to load")
+    if desktop.chat.error:
+        raise SmokeFailure(f"model: {desktop.chat.error}")
+    # The watcher ingests the demo notes in the background.
+    pump(lambda: desktop.mem.count() >= 25, what="the notes folder to be ingested")
+    steps: list[tuple[str, QWidget, object]] = [
+        ("chat", window, desktop.chat),
+        ("browser", desktop.browser, desktop.browser),
+        ("conflicts", desktop.conflicts, desktop.conflicts),
+        ("timeline", desktop.timeline, desktop.timeline),
+        ("capture", desktop.capture, desktop.capture),
+    ]
+    for name, widget, target in steps:
+        if name != "capture":
+            widget.show()
+        if name == "browser":
+            widget.resize(1280, 780)
+        elif name in ("conflicts", "timeline"):
+            widget.resize(1100, 620)
+        target.exercise()
+        settle(desktop, f"the {name} window")
+        pump(lambda: desktop.runner.pending == 0 and not getattr(target, "busy", False), what=name)
+        try:
+            target.check_exercised()
+        except AssertionError as exc:
+            raise SmokeFailure(f"{name}: {exc}") from exc
+        print(f"ok: {name}")
+        if name == "capture":
+            desktop.capture.open_capture()
+            desktop.capture.editor.setPlainText("Call Ana on Sunday about the Japan trip dates.")
+        shoot(widget, shots, name)
+        if name == "capture":
+            desktop.capture.hide()
+    settings = desktop.settings_dialog()
+    settings.exercise()
+    settle(desktop, "the settings dialog")
+    settings.check_exercised()
+    settings.show()
+    shoot(settings, shots, "settings")
+    settings.close()
+    print("ok: settings")
+    print("memdesk gui --smoke: all windows OK")
+    return 0

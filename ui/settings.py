@@ -1,0 +1,536 @@
+"""The Settings window: model, watched folders, privacy & key, scheduler, memories.
+
+The dialog edits a copy of `AppSettings` and emits `settingsChanged(AppSettings)` on OK or
+Apply; Cancel discards. It never saves, loads a model or touches the vault: the app owns
+persistence (app/settings_store.py), passes what it knows in `SettingsInfo`, checks model
+paths through the `validate_model` callable it hands in (ui/ may not import engine.llm;
+it gets a path, or "" for the embedded default, and returns None or what to fix),
+and runs exports/imports on its runner when `exportRequested`/`importRequested` arrive,
+reporting back through `show_exchange_result`.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal, Slot
+from PySide6.QtGui import QDesktopServices, QPalette, QPixmap
+from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
+                               QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+                               QPushButton, QStyle, QTabWidget, QVBoxLayout, QWidget)
+
+from engine.errors import MemDeskError
+from ui.settings_model import (BACKEND_CHOICES, DEFAULT_MODEL_NAME, AppSettings, SettingsInfo, data_dir_problem,
+                               folder_problem, nightly_problem, normalise_folder)
+
+
+
+def muted(label: QLabel) -> None:
+    """Help text: the palette's placeholder colour (readable, unlike disabled text) and a smaller font."""
+    palette = label.palette()
+    palette.setColor(QPalette.ColorRole.WindowText, palette.color(QPalette.ColorRole.PlaceholderText))
+    label.setPalette(palette)
+    font = label.font()
+    font.setPointSizeF(font.pointSizeF() * 0.92)
+    label.setFont(font)
+
+
+class _FormGrid:
+    """Caption/field rows on a grid (QFormLayout leaves gaps under word-wrapped labels)."""
+
+    def __init__(self, page: QWidget):
+        self.grid = QGridLayout(page)
+        self.grid.setColumnStretch(1, 1)
+        self.rows = 0
+
+    def add(self, caption: str | QWidget, field: QWidget | QHBoxLayout | None = None) -> None:
+        """`add("Caption:", field)`, `add("", note)` (indented), or `add(widget)` across both columns."""
+        row, self.rows = self.rows, self.rows + 1
+        if field is None:
+            assert isinstance(caption, QWidget)
+            self.grid.addWidget(caption, row, 0, 1, 2)
+            return
+        if caption:
+            self.grid.addWidget(QLabel(str(caption)), row, 0,
+                                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        if isinstance(field, QWidget):
+            self.grid.addWidget(field, row, 1)
+        else:
+            self.grid.addLayout(field, row, 1)
+
+    def end(self) -> None:
+        self.grid.setRowStretch(self.rows, 1)  # spare height goes below the last row
+
+
+def _page(name: str) -> QWidget:
+    page = QWidget()
+    page.setObjectName(name)
+    return page
+
+
+def _hrow(*widgets: QWidget, stretch: int | None = 0) -> QHBoxLayout:
+    """A row of widgets, top-aligned; the one at index `stretch` takes the spare width."""
+    row = QHBoxLayout()
+    for index, widget in enumerate(widgets):
+        row.addWidget(widget, 1 if index == stretch else 0, Qt.AlignmentFlag.AlignTop)
+    return row
+
+
+def _hour_combo(name: str) -> QComboBox:
+    combo = QComboBox()
+    combo.setObjectName(name)
+    combo.addItems([f"{hour:02d}:00" for hour in range(24)])  # index == hour
+    return combo
+
+
+ModelValidator = Callable[[str], "str | None"]
+
+__all__ = ["AppSettings", "SettingsDialog", "SettingsInfo", "ModelValidator"]
+
+
+class SettingsDialog(QDialog):
+    settingsChanged = Signal(object)  # AppSettings
+    exportRequested = Signal(str)  # a path to write a (plaintext) export to
+    importRequested = Signal(str)  # a `memdesk export` file to read
+
+    def __init__(self, settings: AppSettings, info: SettingsInfo, validate_model: ModelValidator,
+                 parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("settingsDialog")
+        self.setWindowTitle("MemDesk Settings")
+        self._saved = settings.copy()
+        self._info = info
+        self._validate_model = validate_model
+        self.validator_calls = 0
+        self.model_error: str | None = None
+        self._visited: set[str] = set()
+        self._calls_before_exercise: int | None = None
+        self._validate_timer = QTimer(self)
+        self._validate_timer.setSingleShot(True)
+        self._validate_timer.setInterval(250)  # validate once typing pauses, not per keystroke
+        self._validate_timer.timeout.connect(self.validate_now)
+
+        self.tabs = QTabWidget(self)
+        self.tabs.setObjectName("settingsTabs")
+        self.model_page = self._model_page()
+        self.folders_page = self._folders_page()
+        self.privacy_page = self._privacy_page()
+        self.scheduler_page = self._scheduler_page()
+        self.memories_page = self._memories_page()
+        self.tabs.addTab(self.model_page, "Model")
+        self.tabs.addTab(self.folders_page, "Watched folders")
+        self.tabs.addTab(self.privacy_page, "Privacy && key")
+        self.tabs.addTab(self.scheduler_page, "Scheduler")
+        self.tabs.addTab(self.memories_page, "Memories")
+        self.tabs.currentChanged.connect(lambda i: self._visited.add(self.tabs.widget(i).objectName()))
+        self._visited.add(self.tabs.currentWidget().objectName())
+
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Apply
+                                        | QDialogButtonBox.StandardButton.Cancel, self)
+        self.buttons.setObjectName("settingsButtons")
+        self.buttons.clicked.connect(self._on_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.tabs, 1)
+        layout.addWidget(self.buttons)
+
+        self._load(settings)
+        self.validate_now()
+        self._refresh_dirty()
+        em = self.fontMetrics().averageCharWidth()
+        self.resize(max(self.sizeHint().width(), em * 110), max(self.sizeHint().height(), em * 60))
+
+    # ------------------------------------------------------------------ pages
+    def _model_page(self) -> QWidget:
+        page = _page("modelPage")
+        self.model_path = self._line_edit("modelPath", "Embedded default",
+                                          "A .gguf file (llama.cpp) or an MLX model folder; empty for the default")
+        self.model_path.textChanged.connect(lambda _text: self._validate_timer.start())
+        self.backend = QComboBox()
+        self.backend.setObjectName("modelBackend")
+        self.backend.addItems(BACKEND_CHOICES)
+        self.backend.setToolTip("auto: a file runs on llama.cpp, a folder on MLX")
+        self.model_icon = QLabel()
+        self.model_icon.setObjectName("modelValidationIcon")
+        self.model_validation = self._wrapping_label("modelValidation", selectable=True)
+        in_use = self._wrapping_label("modelInUse", selectable=True)
+        in_use.setText(self._info.model_in_use or "No model loaded yet.")
+        form = _FormGrid(page)
+        form.add("Model file or folder:", _hrow(
+            self.model_path,
+            self._button("Browse file…", "browseModelFile", "Choose a .gguf model file",
+                         QStyle.StandardPixmap.SP_FileIcon, self._browse_model_file),
+            self._button("Browse folder…", "browseModelFolder", "Choose an MLX model folder",
+                         QStyle.StandardPixmap.SP_DirIcon, self._browse_model_folder)))
+        form.add("", _hrow(self.model_icon, self.model_validation, stretch=1))
+        form.add("Backend:", self.backend)
+        form.add("In use now:", in_use)
+        form.add("", self._note("Changes take effect when the model is next loaded. Small GGUF models "
+                                "(under 4 GB) keep answers quick on a laptop."))
+        form.end()
+        return page
+
+    def _folders_page(self) -> QWidget:
+        page = _page("foldersPage")
+        self.ingest_status = self._wrapping_label("ingestStatus")
+        self.folders = QListWidget()
+        self.folders.setObjectName("watchedFolders")
+        self.folders.setAlternatingRowColors(True)
+        self.folders.itemSelectionChanged.connect(self._update_folder_buttons)
+        self.folders_empty = self._note("No watched folders yet — click Add… to choose one.")
+        self.folders_empty.setObjectName("foldersEmpty")
+        self.remove_folder_button = self._button("Remove", "removeFolder",
+                                                 "Stop watching the selected folder (its memories stay)",
+                                                 QStyle.StandardPixmap.SP_TrashIcon, self.remove_selected_folders)
+        self.remove_folder_button.setShortcut("Del")
+        buttons = QVBoxLayout()
+        buttons.addWidget(self._button("Add…", "addFolder", "Watch another folder",
+                                       QStyle.StandardPixmap.SP_DirOpenIcon, self._browse_folder))
+        buttons.addWidget(self.remove_folder_button)
+        buttons.addStretch(1)
+        row = _hrow(self.folders)
+        row.addLayout(buttons)
+        self.folder_message = self._wrapping_label("folderMessage")
+        layout = QVBoxLayout(page)
+        layout.addWidget(self._note("MemDesk reads the documents in these folders and remembers them, "
+                                    "updating as files change. Nothing leaves this computer."))
+        layout.addWidget(self.ingest_status)
+        layout.addLayout(row, 1)
+        layout.addWidget(self.folders_empty)
+        layout.addWidget(self.folder_message)
+        return page
+
+    def _privacy_page(self) -> QWidget:
+        page = _page("privacyPage")
+        key = self._wrapping_label("keyStorage", selectable=True)
+        key.setText(self._info.key_storage or "Unknown")
+        if self._info.key_storage.lower().startswith("passphrase"):
+            key_note = ("The vault key is derived from your passphrase each time MemDesk starts and is never "
+                        "written to disk. If you forget the passphrase, the memories cannot be recovered.")
+        else:
+            key_note = ("A random key is kept in your OS keyring. Back up the keyring together with the data "
+                        "folder: the vault cannot be opened without it.")
+        current = self._wrapping_label("dataDirInUse", selectable=True)
+        current.setText(self._info.data_dir)
+        self.data_dir = self._line_edit("dataDir", "Same as now",
+                                        "Where MemDesk keeps its encrypted vault from the next start on")
+        self.data_dir_message = self._wrapping_label("dataDirMessage")
+        form = _FormGrid(page)
+        form.add("Key storage:", key)
+        form.add("", self._note(key_note))
+        form.add("Data folder in use:", _hrow(current, self._button(
+            "Open folder", "openDataDir", "Show the data folder in your file manager",
+            QStyle.StandardPixmap.SP_DirOpenIcon, self._open_data_dir)))
+        form.add("Data folder:", _hrow(self.data_dir, self._button(
+            "Browse…", "browseDataDir", "Choose another data folder", QStyle.StandardPixmap.SP_DirIcon,
+            self._browse_data_dir)))
+        form.add("", self._note("A new data folder takes effect the next time MemDesk starts. The vault is "
+                                "not moved: copy the current folder's contents there first to keep your "
+                                "memories."))
+        form.add(self.data_dir_message)
+        form.add("", self._note("Everything stays on this computer: the vault is encrypted and MemDesk "
+                                "sends nothing over the network."))
+        form.end()
+        return page
+
+    def _scheduler_page(self) -> QWidget:
+        page = _page("schedulerPage")
+        self.scheduler_enabled = QCheckBox("Prepare in the background")
+        self.scheduler_enabled.setObjectName("schedulerEnabled")
+        self.scheduler_enabled.setToolTip("Prefetch memories and precompute model state between chats")
+        self.nightly_start = _hour_combo("nightlyStart")
+        self.nightly_end = _hour_combo("nightlyEnd")
+        self.scheduler_enabled.toggled.connect(self.nightly_start.setEnabled)
+        self.scheduler_enabled.toggled.connect(self.nightly_end.setEnabled)
+        window = _hrow(self.nightly_start, QLabel("to"), self.nightly_end, stretch=None)
+        window.addStretch(1)
+        self.scheduler_message = self._wrapping_label("schedulerMessage")
+        form = _FormGrid(page)
+        form.add(self.scheduler_enabled)
+        form.add("", self._note("Between chats MemDesk fetches the memories your next question will "
+                                "likely need and precomputes the model's state, so answers start sooner."))
+        form.add("Nightly window:", window)
+        form.add("", self._note("Heavier work, such as learning your stable preferences, runs only in "
+                                "this window. It may cross midnight (e.g. 23:00 to 05:00)."))
+        form.add(self.scheduler_message)
+        form.end()
+        return page
+
+    def _memories_page(self) -> QWidget:
+        page = _page("memoriesPage")
+        buttons = _hrow(
+            self._button("Export…", "exportMemories", "Write all memories to a JSON Lines file",
+                         QStyle.StandardPixmap.SP_DialogSaveButton, lambda: self.request_export()),
+            self._button("Import…", "importMemories", "Read memories from a MemDesk export file",
+                         QStyle.StandardPixmap.SP_DialogOpenButton, lambda: self.request_import()), stretch=None)
+        buttons.addStretch(1)
+        warning = self._wrapping_label("exportWarning")
+        warning.setText("An export file is NOT encrypted: it holds your memories in plain text. "
+                        "Keep it somewhere safe and delete it when you are done.")
+        warning_icon = QLabel()
+        warning_icon.setPixmap(self._pixmap(QStyle.StandardPixmap.SP_MessageBoxWarning))
+        self.exchange_status = self._wrapping_label("exchangeStatus", selectable=True)
+        layout = QVBoxLayout(page)
+        layout.addWidget(self._note("An export holds every memory with its history and provenance, in a "
+                                    "format other MemOS tools can read. Importing skips memories you already "
+                                    "have."))
+        layout.addLayout(buttons)
+        layout.addLayout(_hrow(warning_icon, warning, stretch=1))
+        layout.addWidget(self.exchange_status)
+        layout.addStretch(1)
+        return page
+
+    # ---------------------------------------------------------------- public
+    def values(self) -> AppSettings:
+        """The settings as currently edited (not yet applied)."""
+        folders = [self.folders.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.folders.count())]
+        return AppSettings(
+            model_path=self.model_path.text().strip(), backend=self.backend.currentText(),
+            watched_folders=folders, scheduler_enabled=self.scheduler_enabled.isChecked(),
+            nightly_start_hour=self.nightly_start.currentIndex(), nightly_end_hour=self.nightly_end.currentIndex(),
+            data_dir=self.data_dir.text().strip())
+
+    @Slot()
+    def validate_now(self) -> str | None:
+        """Check the model path now (the empty field checks the embedded default); show and return the error."""
+        self._validate_timer.stop()
+        # "" asks the validator about the embedded default (when the app did not name its path).
+        path = self.model_path.text().strip() or self._info.default_model
+        self.validator_calls += 1
+        try:
+            error = self._validate_model(path)
+        except MemDeskError as exc:  # a validator may raise instead of returning the message
+            error = str(exc)
+        self.model_error = error
+        if error:
+            text, pixmap = error, QStyle.StandardPixmap.SP_MessageBoxWarning
+        elif self.model_path.text().strip():
+            text, pixmap = "This model looks good.", QStyle.StandardPixmap.SP_DialogApplyButton
+        else:
+            text = f"Using the embedded default model: {self._info.default_model or DEFAULT_MODEL_NAME}"
+            pixmap = QStyle.StandardPixmap.SP_MessageBoxInformation
+        self.model_validation.setText(text)
+        self.model_icon.setPixmap(self._pixmap(pixmap))
+        return error
+
+    def add_folder(self, path: str) -> bool:
+        """Watch `path`; refused (with a message) when it is not an existing folder or already listed."""
+        path = normalise_folder(path)
+        problem = folder_problem(path, self.values().watched_folders)
+        if problem:
+            self._folder_message(problem)
+            return False
+        self._add_folder_item(path)
+        self._folder_message("")
+        self.folders.setCurrentRow(self.folders.count() - 1)
+        self._refresh_dirty()
+        return True
+
+    @Slot()
+    def remove_selected_folders(self) -> None:
+        for item in self.folders.selectedItems():
+            self.folders.takeItem(self.folders.row(item))
+        self._folders_changed()
+        self._refresh_dirty()
+
+    def request_export(self, path: str | None = None) -> None:
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export memories", "memdesk-export.jsonl",
+                                                  "JSON Lines (*.jsonl);;All files (*)")
+        if path:
+            self.exchange_status.setText(f"Exporting to {path}…")
+            self.exportRequested.emit(path)
+
+    def request_import(self, path: str | None = None) -> None:
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Import memories", "",
+                                                  "JSON Lines (*.jsonl);;All files (*)")
+        if path:
+            self.exchange_status.setText(f"Importing {path}…")
+            self.importRequested.emit(path)
+
+    @Slot(str)
+    def show_exchange_result(self, message: str) -> None:
+        """The app reports how an export/import went (or its error message)."""
+        self.exchange_status.setText(message)
+
+    def set_info(self, info: SettingsInfo) -> None:
+        """Refresh what the app reports while the dialog is open (e.g. ingestion progress)."""
+        self._info = info
+        self.ingest_status.setText(info.ingest_status or "Ingestion status is not known yet.")
+
+    def apply(self) -> bool:
+        """Emit settingsChanged with the edited values; False (and the reason shown) when one is invalid."""
+        problem = self._first_problem()
+        if problem is not None:
+            page, label, message = problem
+            self._say(label, message)
+            self.tabs.setCurrentWidget(page)
+            return False
+        new = self.values()
+        self._saved = new.copy()
+        self._refresh_dirty()
+        self.settingsChanged.emit(new)
+        return True
+
+    # --------------------------------------------------------------- private
+    def _load(self, settings: AppSettings) -> None:
+        self.model_path.setText(settings.model_path)
+        if self.backend.findText(settings.backend) < 0:  # e.g. "fake" from a test profile: keep it
+            self.backend.addItem(settings.backend)
+        self.backend.setCurrentText(settings.backend)
+        self.folders.clear()
+        for folder in settings.watched_folders:
+            self._add_folder_item(folder)
+        self.scheduler_enabled.setChecked(settings.scheduler_enabled)
+        self.nightly_start.setCurrentIndex(settings.nightly_start_hour % 24)
+        self.nightly_end.setCurrentIndex(settings.nightly_end_hour % 24)
+        self.nightly_start.setEnabled(settings.scheduler_enabled)
+        self.nightly_end.setEnabled(settings.scheduler_enabled)
+        self.data_dir.setText(settings.data_dir)
+        self.set_info(self._info)
+        for label in (self.folder_message, self.data_dir_message, self.scheduler_message):
+            self._say(label, "")
+        for signal in (self.model_path.textChanged, self.backend.currentTextChanged, self.data_dir.textChanged,
+                       self.scheduler_enabled.toggled, self.nightly_start.currentIndexChanged,
+                       self.nightly_end.currentIndexChanged):
+            signal.connect(self._refresh_dirty)
+        self._folders_changed()
+
+    def _first_problem(self) -> tuple[QWidget, QLabel, str] | None:
+        values = self.values()
+        if self.validate_now():
+            return self.model_page, self.model_validation, self.model_error or ""
+        for page, label, message in ((self.privacy_page, self.data_dir_message, data_dir_problem(values.data_dir)),
+                                     (self.scheduler_page, self.scheduler_message, nightly_problem(values))):
+            self._say(label, message or "")
+            if message:
+                return page, label, message
+        return None
+
+    def _on_button(self, button: QAbstractButton) -> None:
+        role = self.buttons.standardButton(button)
+        if role == QDialogButtonBox.StandardButton.Ok:
+            if self.apply():
+                self.accept()
+        elif role == QDialogButtonBox.StandardButton.Apply:
+            self.apply()
+        else:
+            self.reject()
+
+    def _refresh_dirty(self, *_: object) -> None:
+        apply = self.buttons.button(QDialogButtonBox.StandardButton.Apply)
+        apply.setEnabled(self.values() != self._saved)
+
+    def _add_folder_item(self, path: str) -> None:
+        item = QListWidgetItem(path)
+        item.setData(Qt.ItemDataRole.UserRole, path)
+        if os.path.isdir(path):
+            item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_DirIcon))
+            item.setToolTip(path)
+        else:  # kept so the user can see it and decide; ingestion skips it
+            item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
+            item.setText(f"{path}  (missing)")
+            item.setToolTip("This folder no longer exists. Reconnect the drive, or Remove it from the list.")
+        self.folders.addItem(item)
+        self._folders_changed()
+
+    def _folders_changed(self) -> None:
+        self.folders_empty.setVisible(self.folders.count() == 0)
+        self._update_folder_buttons()
+
+    def _update_folder_buttons(self) -> None:
+        self.remove_folder_button.setEnabled(bool(self.folders.selectedItems()))
+
+    def _folder_message(self, message: str) -> None:
+        self._say(self.folder_message, message)
+
+    @staticmethod
+    def _say(label: QLabel, message: str) -> None:
+        """Problem labels take no room until there is something to say."""
+        label.setText(message)
+        label.setVisible(bool(message))
+
+    def _browse_model_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a GGUF model", self._start_dir(),
+                                              "GGUF models (*.gguf);;All files (*)")
+        if path:
+            self.model_path.setText(path)
+            self.validate_now()
+
+    def _browse_model_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose an MLX model folder", self._start_dir())
+        if path:
+            self.model_path.setText(path)
+            self.validate_now()
+
+    def _browse_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Watch a folder", os.path.expanduser("~"))
+        if path:
+            self.add_folder(path)
+
+    def _browse_data_dir(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Choose a data folder", self._info.data_dir)
+        if path:
+            self.data_dir.setText(path)
+
+    def _open_data_dir(self) -> None:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(self._info.data_dir))
+
+    def _start_dir(self) -> str:
+        current = self.model_path.text().strip()
+        return os.path.dirname(current) if current else os.path.expanduser("~")
+
+    def _line_edit(self, name: str, placeholder: str, tip: str) -> QLineEdit:
+        edit = QLineEdit()
+        edit.setObjectName(name)
+        edit.setPlaceholderText(placeholder)
+        edit.setToolTip(tip)
+        edit.setClearButtonEnabled(True)
+        return edit
+
+    def _pixmap(self, pixmap: QStyle.StandardPixmap) -> QPixmap:
+        size = self.fontMetrics().height()  # icons follow the user's font size
+        return self.style().standardIcon(pixmap).pixmap(size, size)
+
+    def _button(self, text: str, name: str, tip: str, pixmap: QStyle.StandardPixmap,
+                slot: Callable[[], None]) -> QPushButton:
+        button = QPushButton(self.style().standardIcon(pixmap), text)
+        button.setObjectName(name)
+        button.setToolTip(tip)
+        button.setAutoDefault(False)  # Enter in a field means OK, not Browse
+        button.clicked.connect(lambda _checked=False: slot())
+        return button
+
+    def _wrapping_label(self, name: str, selectable: bool = False) -> QLabel:
+        label = QLabel()
+        label.setObjectName(name)
+        label.setWordWrap(True)
+        if selectable:
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        return label
+
+    def _note(self, text: str) -> QLabel:
+        label = QLabel(text)
+        label.setWordWrap(True)
+        muted(label)
+        return label
+
+    # ------------------------------------------------------------ smoke test
+    def exercise(self) -> None:
+        """Open every page and validate the model field (checked by check_exercised)."""
+        for index in range(self.tabs.count()):
+            self.tabs.setCurrentIndex(index)
+        self.tabs.setCurrentIndex(0)
+        self._calls_before_exercise = self.validator_calls
+        self.validate_now()
+
+    def check_exercised(self) -> None:
+        if self._calls_before_exercise is None:
+            raise AssertionError("SettingsDialog.exercise() was not called")
+        pages = {self.tabs.widget(i).objectName() for i in range(self.tabs.count())}
+        if pages - self._visited:
+            raise AssertionError(f"settings pages never shown: {sorted(pages - self._visited)}")
+        if self.validator_calls <= self._calls_before_exercise:
+            raise AssertionError("the model validator did not run")
+        if not self.model_validation.text():
+            raise AssertionError("the model page shows no validation result")
