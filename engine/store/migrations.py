@@ -164,7 +164,37 @@ def m003_kv_states(conn: apsw.Connection) -> None:
     """)
 
 
-MIGRATIONS: list[Callable[[apsw.Connection], None]] = [m001_memories, m002_sessions_and_jobs, m003_kv_states]
+def m004_ingest_state(conn: apsw.Connection) -> None:
+    # Watched-folder ingestion: what was read from each file, so a re-scan (or a restart)
+    # only touches what changed. Written in the same transaction as the file's memories.
+    conn.execute("""
+    CREATE TABLE ingest_files(
+        path TEXT PRIMARY KEY,  -- absolute path as found under a watched folder
+        size INTEGER NOT NULL,  -- -1: retry on the next scan
+        mtime_ns INTEGER NOT NULL,
+        hashed_at_ns INTEGER NOT NULL DEFAULT 0,  -- when the content was last read (racy-stat guard)
+        content_hash TEXT NOT NULL DEFAULT '',  -- sha256 of the bytes; '' if never read
+        status TEXT NOT NULL,  -- ingested | skipped
+        skip_reason TEXT,
+        chunks INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX ingest_files_hash ON ingest_files(content_hash);
+    CREATE TABLE ingest_chunks(
+        path TEXT NOT NULL REFERENCES ingest_files(path) ON DELETE CASCADE ON UPDATE CASCADE,
+        seq INTEGER NOT NULL,
+        chunk_hash TEXT NOT NULL,
+        memory_id TEXT NOT NULL,
+        start_line INTEGER NOT NULL,
+        end_line INTEGER NOT NULL,
+        PRIMARY KEY(path, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX ingest_chunks_memory ON ingest_chunks(memory_id);
+    """)
+
+
+MIGRATIONS: list[Callable[[apsw.Connection], None]] = [m001_memories, m002_sessions_and_jobs, m003_kv_states,
+                                                       m004_ingest_state]
 
 
 def migrate(conn: apsw.Connection) -> list[str]:

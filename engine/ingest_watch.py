@@ -1,0 +1,288 @@
+"""FolderWatcher: keeps the vault in step with watched folders while the app runs.
+
+    watcher = FolderWatcher(Ingestor(mem), ["~/Notes"], on_report=..., on_progress=...)
+    watcher.start()      # scans each folder (what changed while the app was closed), then watches
+    watcher.pause(); watcher.resume()   # resume catches up with a scan
+    watcher.stop()
+
+watchdog's observer thread only records events; all ingestion runs on the watcher's own
+worker thread ("memdesk-ingest"), never on the caller's, and every callback is called on
+that worker thread (a Qt app forwards them to the GUI thread with a signal). Events are
+coalesced per path and handled once the path has been quiet for `debounce` seconds, so an
+editor saving a file in several writes (or through a temporary file and a rename) costs
+one ingestion. What a path is after the quiet period decides what happens: a file that
+exists is (re-)ingested, a path that is gone is removed, and a rename whose source is gone
+keeps its memories.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from engine.errors import InvalidInputError, MemDeskError
+from engine.ingest import Ingestor, IngestReport, Progress, absolute_path, is_inside, skipped_dir
+
+log = logging.getLogger(__name__)
+
+ReportCallback = Callable[[IngestReport], None]
+ErrorCallback = Callable[[MemDeskError], None]
+_IGNORED_EVENTS = ("opened", "closed_no_write")
+
+
+class FolderWatcher:
+    def __init__(self, ingestor: Ingestor, folders: Iterable[str | os.PathLike], *,
+                 on_report: ReportCallback | None = None, on_progress: Progress | None = None,
+                 on_error: ErrorCallback | None = None, debounce: float = 0.5, scan_on_start: bool = True,
+                 rescan_interval: float | None = None):
+        self.ingestor = ingestor
+        self.folders = list(dict.fromkeys(absolute_path(f) for f in folders))
+        self.on_report = on_report
+        self.on_progress = on_progress
+        self.on_error = on_error
+        self.debounce = debounce
+        self.rescan_interval = rescan_interval
+        self.last_error: str | None = None
+        self._lock = threading.Condition()
+        self._pending: dict[str, float] = {}  # path -> time of its last event (monotonic)
+        self._moves: dict[str, str] = {}  # destination -> source, in arrival order
+        self._scan_wanted = scan_on_start
+        self._paused = False
+        self._stopping = False
+        self._busy = False
+        self._last_scan = time.monotonic()
+        self._thread: threading.Thread | None = None
+        self._observer: Observer | None = None
+
+    # ------------------------------------------------------------------- control
+    def start(self) -> None:
+        missing = [f for f in self.folders if not os.path.isdir(f)]
+        if missing:
+            raise InvalidInputError(f"Cannot watch {missing[0]!r}: no such folder. Choose an existing folder "
+                                    "in settings, or create it first.")
+        if self._thread is not None:
+            return
+        observer = Observer()
+        handler = _Handler(self)
+        try:
+            for folder in self.folders:
+                observer.schedule(handler, folder, recursive=True)
+            observer.start()
+        except OSError as exc:
+            raise MemDeskError(
+                f"Cannot watch {self.folders}: {exc.strerror or exc}. On Linux, raise the inotify limit "
+                "(sysctl fs.inotify.max_user_watches=524288) or watch fewer folders.") from exc
+        self._observer = observer
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="memdesk-ingest", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop watching; the file being ingested is finished (or rolled back), never half-written."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout)
+            self._observer = None
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def pause(self) -> None:
+        """Stop ingesting (a scan under way stops after its current file); changes are caught up on resume."""
+        with self._lock:
+            self._paused = True
+            self._lock.notify_all()
+
+    def resume(self) -> None:
+        """Ingest again, starting with a scan of every folder (it picks up whatever changed meanwhile)."""
+        with self._lock:
+            self._paused = False
+            self._scan_wanted = True
+            self._lock.notify_all()
+
+    def rescan(self) -> None:
+        """Ask for a full scan of every folder (e.g. after the settings changed)."""
+        with self._lock:
+            self._scan_wanted = True
+            self._lock.notify_all()
+
+    @property
+    def is_paused(self) -> bool:
+        return self._paused
+
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Until nothing is pending or being ingested (False on timeout, or while paused with work left)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while self._busy or self._pending or self._scan_wanted:
+                left = None if deadline is None else deadline - time.monotonic()
+                if (left is not None and left <= 0) or self._stopping or not self.is_running:
+                    return False
+                self._lock.wait(0.05 if left is None else min(left, 0.05))
+            return True
+
+    # ---------------------------------------------------------------- the events
+    def _root_of(self, path: str) -> str | None:
+        inside = [f for f in self.folders if path == f or is_inside(path, f)]
+        return max(inside, key=len) if inside else None
+
+    def _relevant(self, path: str, is_directory: bool) -> bool:
+        root = self._root_of(path)
+        if root is None or path == root:
+            return False
+        if is_directory:
+            return not any(skipped_dir(part) for part in os.path.relpath(path, root).split(os.sep))
+        return self.ingestor.accepts(path, root)
+
+    def _event(self, event: FileSystemEvent) -> None:
+        if event.event_type in _IGNORED_EVENTS:
+            return
+        if event.is_directory and event.event_type == "modified":
+            return  # a file inside changed: that file has its own event
+        src = os.fsdecode(event.src_path)
+        dest = os.fsdecode(event.dest_path) if event.dest_path else ""
+        now = time.monotonic()
+        with self._lock:
+            if event.event_type == "moved" and dest:
+                src_ok, dest_ok = self._relevant(src, event.is_directory), self._relevant(dest, event.is_directory)
+                if dest_ok:
+                    self._moves.pop(dest, None)
+                    self._moves[dest] = src
+                for path, ok in ((src, src_ok), (dest, dest_ok)):
+                    if ok:
+                        self._pending[path] = now
+            elif self._relevant(src, event.is_directory):
+                self._pending[src] = now
+            else:
+                return
+            self._lock.notify_all()
+
+    # ---------------------------------------------------------------- the worker
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                work = self._next_work()
+                if work is None:
+                    return
+                self._busy = True
+            try:
+                if work == "scan":
+                    self._scan_all()
+                elif work:
+                    self._handle(work)
+            except MemDeskError as exc:
+                self.last_error = str(exc)
+                log.error("ingestion failed: %s", exc)
+                if self.on_error is not None:
+                    self.on_error(exc)
+                time.sleep(min(1.0, self.debounce * 2))
+            except RuntimeError:
+                if self._stopping:
+                    return  # the vault closed under us during shutdown
+                raise
+            finally:
+                with self._lock:
+                    self._busy = False
+                    self._lock.notify_all()
+
+    def _next_work(self) -> str | list[tuple[str, str | None]] | None:
+        """Under the lock: wait for something to do. None means stop; "scan" a full scan; else a
+        batch of (path, move source or None) whose events have settled."""
+        while not self._stopping:
+            if self._paused:
+                self._lock.wait(1.0)
+                continue
+            now = time.monotonic()
+            if self.rescan_interval is not None and now - self._last_scan >= self.rescan_interval:
+                self._scan_wanted = True
+            if self._scan_wanted:
+                self._scan_wanted = False
+                self._pending.clear()  # the scan sees all of it; later events queue again
+                self._moves.clear()
+                self._last_scan = now
+                return "scan"
+            ready = [p for p, at in self._pending.items() if now - at >= self.debounce]
+            if ready:
+                batch: list[tuple[str, str | None]] = []
+                for path in ready:
+                    del self._pending[path]
+                    source = self._moves.pop(path, None)
+                    if source is not None:
+                        self._pending.pop(source, None)
+                    batch.append((path, source))
+                return batch
+            waits = [self.debounce - (now - at) for at in self._pending.values()]
+            if self.rescan_interval is not None:
+                waits.append(self.rescan_interval - (now - self._last_scan))
+            self._lock.wait(max(0.01, min(waits)) if waits else 1.0)
+        return None
+
+    def _should_stop(self) -> bool:
+        return self._stopping or self._paused
+
+    def _scan_all(self) -> None:
+        for folder in self.folders:
+            if self._should_stop():
+                break
+            report = self.ingestor.scan(folder, on_progress=self.on_progress, should_stop=self._should_stop)
+            if report.interrupted and not self._stopping:
+                with self._lock:
+                    self._scan_wanted = True  # finished on resume
+            if self.on_report is not None:
+                self.on_report(report)
+
+    def _handle(self, batch: list[tuple[str, str | None]]) -> None:
+        started = time.perf_counter()
+        report = IngestReport(", ".join(self.folders))
+        paths: dict[str, None] = {}
+        for path, source in batch:
+            if source is not None and not os.path.lexists(source) and os.path.lexists(path):
+                for pair in self.ingestor.move(source, path):
+                    report.renamed.append(pair)
+            if source is not None:
+                paths[source] = None
+            paths[path] = None
+        renamed = {new for _, new in report.renamed}
+        for done, path in enumerate(paths, start=1):
+            if self._should_stop():
+                with self._lock:  # not done: handle it again after resume (which rescans anyway)
+                    self._pending.setdefault(path, 0.0)
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                report.merge(self.ingestor.scan(path, should_stop=self._should_stop))
+            elif os.path.lexists(path):
+                result = self.ingestor.ingest_file(path)
+                if path in renamed and result.action == "unchanged":
+                    report.files += 1
+                else:
+                    report.record(result)
+            else:
+                for result in self.ingestor.remove(path):
+                    report.record(result)
+            if self.on_progress is not None:
+                self.on_progress(done, len(paths), path)
+        report.seconds = time.perf_counter() - started
+        if self.on_report is not None and (report.changed or report.skipped):
+            self.on_report(report)
+
+
+class _Handler(FileSystemEventHandler):
+    """Runs on watchdog's observer thread: records the event and returns at once."""
+
+    def __init__(self, watcher: FolderWatcher):
+        self.watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self.watcher._event(event)
