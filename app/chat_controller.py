@@ -35,7 +35,7 @@ from ui.transcript import THINKING, info_from_stats
 log = logging.getLogger(__name__)
 
 SCHEDULER_POLL_MS = 500
-EXERCISE_TEXT = "What do you remember about my family?"
+EXERCISE_TEXT = "What should I pack for the Gerês weekend?"
 _TASK_WORDS = {"prefix_build": "preparing next turn", "next_scene": "predicting next turn",
                EXTRACT_JOB: "reading new memories", "nightly": "nightly training"}
 

@@ -80,6 +80,7 @@ class WatcherBridge(QObject):
     """The folder watcher calls back on its own thread; these signals carry that to the GUI thread."""
     progress = Signal(int, int, str)
     report = Signal(object)
+    error = Signal(str)
 
 
 class DesktopApp(QObject):
@@ -147,6 +148,7 @@ class DesktopApp(QObject):
         self.watch_bridge.progress.connect(
             lambda done, total, path: w.set_ingest_status(f"Indexing notes {done}/{total}" if done < total else ""))
         self.watch_bridge.report.connect(self.ingest_finished)
+        self.watch_bridge.error.connect(w.show_error)
         self.qt_app.aboutToQuit.connect(self.shutdown)
 
     # ------------------------------------------------------------ lifecycle
@@ -166,7 +168,8 @@ class DesktopApp(QObject):
         self.start_watching()
 
     def start_watching(self) -> None:
-        from engine.ingest import FolderWatcher, Ingestor
+        from engine.ingest import Ingestor
+        from engine.ingest_watch import FolderWatcher
 
         if self.watcher is not None:
             self.watcher.stop()
@@ -177,8 +180,13 @@ class DesktopApp(QObject):
         bridge = self.watch_bridge
         self.watcher = FolderWatcher(Ingestor(self.mem), folders,
                                      on_report=bridge.report.emit,
-                                     on_progress=lambda done, total, path: bridge.progress.emit(done, total, str(path)))
-        self.watcher.start()
+                                     on_progress=lambda done, total, path: bridge.progress.emit(done, total, str(path)),
+                                     on_error=lambda exc: bridge.error.emit(str(exc)))
+        try:
+            self.watcher.start()
+        except MemDeskError as exc:
+            self.watcher = None
+            self.window.show_error(str(exc))
 
     def pause_ingestion(self, paused: bool) -> None:
         if self.watcher is not None:

@@ -73,13 +73,13 @@ def run(args: argparse.Namespace) -> int:
         mem = Memory.open(paths.data_dir, profile=paths.name)
         notes = root / "notes"
         notes.mkdir()
-        seed(mem, notes)
+        ids = seed(mem, notes)
         settings, _ = settings_store.load(paths)
         settings.watched_folders = [str(notes)]
         settings_store.save(paths, settings)
         desktop = DesktopApp(qt_app, mem, paths)
         try:
-            return _exercise(desktop, shots)
+            return _exercise(desktop, shots, ids)
         except SmokeFailure as exc:
             print(f"memdesk gui --smoke: FAILED: {exc}")
             return 1
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             os.environ.pop(PASSPHRASE_ENV, None)
 
 
-def _exercise(desktop: DesktopApp, shots: Path | None) -> int:
+def _exercise(desktop: DesktopApp, shots: Path | None, ids: dict) -> int:
     window = desktop.window
     window.resize(1280, 820)
     desktop.start()
@@ -109,6 +109,9 @@ def _exercise(desktop: DesktopApp, shots: Path | None) -> int:
             widget.show()
         if name == "browser":
             widget.resize(1280, 780)
+            # A memory with a history: the browser's exercise opens the most recently changed one.
+            desktop.mem.update(ids["sister ana / job"], reason="edited",
+                               memory="Sister Ana is a head nurse at Hospital de São João since October.")
         elif name in ("conflicts", "timeline"):
             widget.resize(1100, 620)
         target.exercise()

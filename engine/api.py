@@ -255,16 +255,15 @@ class Memory:
             return hybrid_search(conn, query_plan, qvec, k, params)
 
     def list(self, filters: Filters = Filters(), *, order: str = "updated", limit: int = 100,
-             offset: int = 0) -> list[MemoryItem]:
-        """Memories matching `filters`, newest first (or by "priority", "event_time", "usage")."""
-        orders = {"updated": "m.updated_at DESC", "created": "m.created_at DESC", "usage": "m.usage_count DESC",
-                  "priority": "m.pinned DESC, m.priority DESC, m.updated_at DESC",
-                  "event_time": "COALESCE(m.event_time, m.created_at) DESC"}
-        if order not in orders:
-            raise InvalidInputError(f"Unknown order {order!r}; use one of {sorted(orders)}.")
-        where, args = sql_filters(filters, ts(filters.since), ts(filters.until))
+             offset: int = 0, after: str | None = None) -> list[MemoryItem]:
+        """Memories matching `filters`, newest first (or by "priority", "event_time", "usage",
+        "created"). For paging, pass the id of the last memory shown as `after`: the next page
+        then costs the same at row 50,000 as at row 0 (an offset has to skip every row before)."""
+        if order not in vault.LIST_ORDERS:
+            raise InvalidInputError(f"Unknown order {order!r}; use one of {sorted(vault.LIST_ORDERS)}.")
+        where, args = sql_filters(filters, ts(filters.since), ts(filters.until), listing=True)
         with self.db.read() as conn:
-            return vault.listing(conn, where, args, orders[order], limit, offset)
+            return vault.listing(conn, where, args, order, limit, offset, after)
 
     def count(self, filters: Filters = Filters()) -> int:
         """How many memories `list(filters)` would page through."""

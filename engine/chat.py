@@ -34,6 +34,9 @@ _SAFETY_TOKENS = 48  # template tokens around turns and the memory-block headers
 class ChatConfig:
     max_reply_tokens: int = 256
     temperature: float = 0.0
+    # Small models fall into loops ("I'm here to support you. I'm here to..."); a mild
+    # penalty on the last 64 tokens keeps greedy replies readable.
+    repeat_penalty: float = 1.15
     memory_k: int = 10
     preference_k: int = 5
     history_turns: int = 20  # at most; fewer when the budget is tight
@@ -137,7 +140,8 @@ class Chat:
             t0 = time.perf_counter()
             result.activation = self._activate(turns[0], prompt, prefix_ids)
             timings["activation_ms"] = (time.perf_counter() - t0) * 1000
-        config = GenerationConfig(max_tokens=self.config.max_reply_tokens, temperature=self.config.temperature)
+        config = GenerationConfig(max_tokens=self.config.max_reply_tokens, temperature=self.config.temperature,
+                                  repeat_penalty=self.config.repeat_penalty)
         pieces = self.model.stream(prompt, config, result.stats)
         return ChatResponse(pieces, result, lambda reply: self._store(result, text, reply, now))
 

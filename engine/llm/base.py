@@ -78,6 +78,7 @@ class GenerationConfig:
     top_p: float = 0.95
     stop: tuple[str, ...] = ()
     seed: int = 0
+    repeat_penalty: float = 1.0  # > 1 discourages repeating the last 64 tokens (1.0 = off)
     grammar: str | None = None  # GBNF; backends without grammar support ignore it and say so
 
 

@@ -32,7 +32,8 @@ class LlamaCppModel:
         metadata = self._llm.metadata or {}
         self._template = metadata.get("tokenizer.chat_template")
         n_ctx_train = int(metadata.get(f"{metadata.get('general.architecture', 'llama')}.context_length", n_ctx))
-        self.info = ModelInfo(name=metadata.get("general.name", path.stem), backend="llama.cpp", path=str(path),
+        # The file name, not general.name: that is often a training-run label ("Smollm2 135M 8k Lc100K Mix1 Ep2").
+        self.info = ModelInfo(name=path.stem, backend="llama.cpp", path=str(path),
                               fingerprint=fingerprint_file(path), n_ctx=min(n_ctx, n_ctx_train),
                               adapter=fingerprint_file(lora_path) if lora_path else None)
 
@@ -70,7 +71,8 @@ class LlamaCppModel:
         stats.prompt_tokens = len(prompt_tokens)
         chunks = self._llm.create_completion(
             prompt_tokens, max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p,
-            stop=list(config.stop) or None, seed=config.seed, grammar=grammar, stream=True)
+            stop=list(config.stop) or None, seed=config.seed, grammar=grammar, stream=True,
+            repeat_penalty=config.repeat_penalty)
         for chunk in chunks:
             choice = chunk["choices"][0]
             text = choice.get("text", "")

@@ -132,7 +132,7 @@ class MlxModel:
         """
         model, tok = self._require_open()
         mx, mlx_lm = self._mx, self._mlx_lm
-        from mlx_lm.sample_utils import make_sampler
+        from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
         if stats is None:
             stats = GenerationStats()
@@ -170,6 +170,9 @@ class MlxModel:
         completion = 0
         first = True
         extra = {}
+        if config.repeat_penalty != 1.0:  # same window as llama.cpp's default (last 64 tokens)
+            extra["logits_processors"] = make_logits_processors(repetition_penalty=config.repeat_penalty,
+                                                                repetition_context_size=64)
         restored, self._restored = self._restored, None  # a restored state serves one prompt only
         if restored is not None and tokens[: len(restored[0])] == restored[0] and len(tokens) > len(restored[0]):
             extra["prompt_cache"] = restored[1]

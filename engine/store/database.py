@@ -1,7 +1,11 @@
-"""Connection ownership: one writer behind a lock, one reader connection per thread.
+"""Connection ownership: one writer behind a lock; reader connections checked out one
+thread at a time.
 
-SQLite in WAL mode lets readers run beside the writer; sharing one connection across
-threads is what the architecture forbids, so each thread gets its own reader.
+SQLite in WAL mode lets readers run beside the writer; sharing one connection between
+threads at the same time is what the architecture forbids. Readers are pooled rather
+than kept in thread-local storage: Qt's thread pools give each job a fresh Python thread
+state, so a thread-local reader was opened (and kept, with its page cache) per job.
+A pool holds as many readers as there were concurrent reads, and their caches stay warm.
 """
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ class Database:
         with translate_errors(path):
             self.applied_migrations = migrate(self._writer)
         self._write_lock = threading.RLock()
-        self._local = threading.local()
+        self._held: dict[int, apsw.Connection] = {}  # thread ident -> the reader it has checked out
+        self._idle: list[apsw.Connection] = []
         self._readers: list[apsw.Connection] = []
         self._readers_lock = threading.Lock()
         self._closed = False
@@ -39,23 +44,34 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[apsw.Connection]:
-        """This thread's reader connection, inside a read transaction for a consistent view."""
+        """A reader connection inside a read transaction, for a consistent view."""
         self._check_open()
-        conn = getattr(self._local, "conn", None)
+        ident = threading.get_ident()
+        conn = self._held.get(ident)
+        if conn is not None:  # a nested read on the same thread shares its transaction
+            yield conn
+            return
+        with self._readers_lock:
+            conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = open_connection(self.path, self._key, create=False)
-            self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
-        with translate_errors(self.path):
-            if conn.in_transaction:  # nested read on the same thread
-                yield conn
-                return
-            conn.execute("BEGIN")
-            try:
-                yield conn
-            finally:
-                conn.execute("COMMIT")
+        self._held[ident] = conn
+        try:
+            with translate_errors(self.path):
+                conn.execute("BEGIN")
+                try:
+                    yield conn
+                finally:
+                    conn.execute("COMMIT")
+        finally:
+            del self._held[ident]
+            if conn.in_transaction:  # the COMMIT itself failed: never hand out a half-open reader
+                conn.execute("ROLLBACK")
+            with self._readers_lock:
+                if not self._closed:
+                    self._idle.append(conn)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -70,6 +86,7 @@ class Database:
                 for conn in self._readers:
                     conn.close()
                 self._readers.clear()
+                self._idle.clear()
             try:
                 self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
             except apsw.BusyError:

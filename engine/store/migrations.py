@@ -193,8 +193,18 @@ def m004_ingest_state(conn: apsw.Connection) -> None:
     """)
 
 
+def m005_listing_orders(conn: apsw.Connection) -> None:
+    """One index per listing order, so a page of the memory browser walks an index (m001 has updated_at)."""
+    conn.execute("""
+    CREATE INDEX memories_created ON memories(created_at);
+    CREATE INDEX memories_usage ON memories(usage_count);
+    CREATE INDEX memories_priority ON memories(pinned, priority, updated_at);
+    CREATE INDEX memories_when ON memories(COALESCE(event_time, created_at));
+    """)
+
+
 MIGRATIONS: list[Callable[[apsw.Connection], None]] = [m001_memories, m002_sessions_and_jobs, m003_kv_states,
-                                                       m004_ingest_state]
+                                                       m004_ingest_state, m005_listing_orders]
 
 
 def migrate(conn: apsw.Connection) -> list[str]:

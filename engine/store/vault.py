@@ -252,8 +252,29 @@ def live_by_key(conn: apsw.Connection, scope: str, key: str, memory_types: Seque
     return [row_to_item(r) for r in rows]
 
 
-def listing(conn: apsw.Connection, where: list[str], args: list, order: str, limit: int, offset: int) -> list[MemoryItem]:
-    sql = SELECT + " WHERE 1 " + " ".join(where) + f" ORDER BY {order} LIMIT ? OFFSET ?"
+# Sort keys of each listing order, all descending, with rowid as the tie-break so that
+# keyset pages neither repeat nor skip rows with equal keys. Each has an index (m001, m005).
+LIST_ORDERS = {
+    "updated": ("m.updated_at",),
+    "created": ("m.created_at",),
+    "usage": ("m.usage_count",),
+    "priority": ("m.pinned", "m.priority", "m.updated_at"),
+    "event_time": ("COALESCE(m.event_time, m.created_at)",),
+}
+
+
+def listing(conn: apsw.Connection, where: list[str], args: list, order: str, limit: int, offset: int,
+            after: str | None = None) -> list[MemoryItem]:
+    keys = (*LIST_ORDERS[order], "m.rowid")
+    where, args = list(where), list(args)
+    if after is not None:
+        row = conn.execute(f"SELECT {', '.join(keys)} FROM memories m WHERE m.id = ?", (after,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"No memory {after!r} to page after; reload the list.")
+        where.append(f"AND ({', '.join(keys)}) < ({', '.join('?' * len(keys))})")
+        args.extend(row)
+    sql = (SELECT + " WHERE 1 " + " ".join(where) + " ORDER BY " + ", ".join(f"{k} DESC" for k in keys)
+           + " LIMIT ? OFFSET ?")
     return [row_to_item(r) for r in conn.execute(sql, [*args, limit, offset])]
 
 

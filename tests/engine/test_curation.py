@@ -72,3 +72,37 @@ def test_a_merge_without_text_is_refused_and_loses_nothing(kw_mem):
     with pytest.raises(InvalidInputError, match="merged text"):
         resolve(kw_mem, old, new, Resolution.MERGE, merged_text="  ")
     assert len(conflicts(kw_mem)) == 1
+
+
+@pytest.mark.parametrize("order", ["updated", "created", "usage", "priority", "event_time"])
+def test_keyset_pages_walk_every_memory_once_in_order(kw_mem, order):
+    from datetime import datetime, timedelta, timezone
+
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    for i in range(57):
+        kw_mem.add(f"note number {i}", pinned=i % 7 == 0, priority=i % 3,
+                   event_time=start + timedelta(days=i % 5))  # many equal keys: the rowid tie-break matters
+    expected = [m.id for m in kw_mem.list(order=order, limit=1000)]
+    pages, after = [], None
+    while True:
+        page = kw_mem.list(order=order, limit=10, after=after)
+        if not page:
+            break
+        pages += [m.id for m in page]
+        after = page[-1].id
+    assert pages == expected and len(set(pages)) == 57
+    assert [m.id for m in kw_mem.list(order=order, limit=10, offset=20)] == expected[20:30]
+
+
+def test_listing_walks_the_order_index_not_a_sort(kw_mem):
+    from engine.cube import Filters as F
+    from engine.retrieval import sql_filters
+    from engine.store import vault
+
+    where, args = sql_filters(F(), None, None, listing=True)
+    for order, keys in vault.LIST_ORDERS.items():
+        sql = ("EXPLAIN QUERY PLAN " + vault.SELECT + " WHERE 1 " + " ".join(where) + " ORDER BY "
+               + ", ".join(f"{k} DESC" for k in (*keys, "m.rowid")) + " LIMIT 200")
+        with kw_mem.db.read() as conn:
+            plan = " ".join(str(r[-1]) for r in conn.execute(sql, args))
+        assert "TEMP B-TREE" not in plan, (order, plan)

@@ -45,3 +45,20 @@ def test_the_write_lane_runs_in_order(qtbot):
         runner.write(lambda i=i: order.append(i))
     qtbot.waitUntil(lambda: runner.pending == 0, timeout=5000)
     assert order == list(range(20))
+
+
+def test_signal_emits_keep_the_interpreter_alive():
+    """PySide6 6.12.0 dropped a reference to True on each emit and aborted the process after a
+    few hundred; pyproject excludes it. This catches a return of that kind of bug."""
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        ping = Signal()
+
+    emitter = Emitter()
+    before = sys.getrefcount(True)
+    for _ in range(50):
+        emitter.ping.emit()
+    assert sys.getrefcount(True) >= before - 5
