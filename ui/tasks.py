@@ -11,12 +11,15 @@ signal. Lanes:
 
 A task that wants to report progress (streamed tokens, files scanned) takes a `progress`
 callable as its only argument; each call reaches `on_progress` on the GUI thread, in order.
+Callbacks are kept on the GUI thread and the worker only reports (task id, result), so the
+last reference to a widget a callback captures is never dropped on a worker thread.
 """
 from __future__ import annotations
 
+import itertools
 import logging
-import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
@@ -32,25 +35,44 @@ Callback = Callable[[Any], None] | None
 
 class _Relay(QObject):
     """Lives on the GUI thread; a signal emitted from a worker is delivered there, queued."""
-    deliver = Signal(object)
+    deliver = Signal(int, str, object)  # task id, "progress" | "done" | "error", value
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.deliver.connect(self._call)
 
-    @Slot(object)
-    def _call(self, thunk: Callable[[], None]) -> None:
-        thunk()
+@dataclass
+class _Task:
+    fn: Callable[..., Any]
+    on_done: Callback
+    on_error: Callback
+    on_progress: Callback
 
 
 class _Job(QRunnable):
-    def __init__(self, body: Callable[[], None]):
+    """Holds only the task id and the callable: the callbacks (which often capture a widget)
+    stay on the GUI thread, so a widget is never destroyed on a worker thread when the
+    worker drops its last reference. The worker lets go of `fn` before it reports."""
+
+    def __init__(self, task_id: int, fn: Callable[..., Any], wants_progress: bool, relay: _Relay):
         super().__init__()
-        self.body = body
+        self.task_id = task_id
+        self.fn: Callable[..., Any] | None = fn
+        self.wants_progress = wants_progress
+        self.relay = relay
         self.setAutoDelete(True)
 
+    def progress(self, value: Any) -> None:
+        self.relay.deliver.emit(self.task_id, "progress", value)
+
     def run(self) -> None:
-        self.body()
+        fn, self.fn = self.fn, None
+        kind = "done"
+        try:
+            value = fn(self.progress) if self.wants_progress else fn()
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the GUI, never kill the worker
+            log.warning("background task failed: %s", exc, exc_info=not isinstance(exc, MemDeskError))
+            exc.__traceback__ = None  # its frames would keep the task's closures alive on this thread
+            kind, value = "error", exc
+        fn = None
+        self.relay.deliver.emit(self.task_id, kind, value)
 
 
 class TaskRunner(QObject):
@@ -62,15 +84,20 @@ class TaskRunner(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._relay = _Relay()
+        self._relay.deliver.connect(self._delivered)
         self._pools: dict[str, QThreadPool] = {}
         for lane, threads in LANES.items():
             pool = QThreadPool(self)
             pool.setMaxThreadCount(threads)
-            pool.setExpiryTimeout(-1)  # keep threads: a reader's connection belongs to its thread
+            pool.setExpiryTimeout(-1)  # keep the threads (and their warm reader connections)
             self._pools[lane] = pool
-        self._lock = threading.Lock()
-        self.pending = 0
+        self._tasks: dict[int, _Task] = {}  # touched on the GUI thread only
+        self._ids = itertools.count(1)
         self.closed = False
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks)
 
     def run(self, lane: str, fn: Callable[..., Any], on_done: Callback = None, on_error: Callback = None,
             on_progress: Callback = None) -> None:
@@ -78,25 +105,31 @@ class TaskRunner(QObject):
             raise ValueError(f"unknown lane {lane!r}; use one of {sorted(self._pools)}")
         if self.closed:
             return
-        with self._lock:
-            self.pending += 1
-        relay = self._relay
+        task_id = next(self._ids)
+        self._tasks[task_id] = _Task(fn, on_done, on_error, on_progress)
+        self._pools[lane].start(_Job(task_id, fn, on_progress is not None, self._relay))
 
-        def progress(value: Any) -> None:
-            if on_progress is not None:
-                relay.deliver.emit(lambda: on_progress(value))
-
-        def body() -> None:
-            try:
-                result = fn(progress) if on_progress is not None else fn()
-            except Exception as exc:  # noqa: BLE001 - any failure must reach the GUI, never kill the worker
-                log.warning("background task failed: %s", exc, exc_info=not isinstance(exc, MemDeskError))
-                error = exc  # `exc` is unbound once the except block ends
-                relay.deliver.emit(lambda: self._finish(on_error, error, failed=True))
+    @Slot(int, str, object)
+    def _delivered(self, task_id: int, kind: str, value: Any) -> None:
+        task = self._tasks.get(task_id)
+        if task is None:
+            return
+        if kind == "progress":
+            if task.on_progress is not None:
+                task.on_progress(value)
+            return
+        try:
+            if kind == "done":
+                if task.on_done is not None:
+                    task.on_done(value)
+            elif task.on_error is not None:
+                task.on_error(value)
             else:
-                relay.deliver.emit(lambda: self._finish(on_done, result))
-
-        self._pools[lane].start(_Job(body))
+                self.failed.emit(str(value))
+        finally:
+            del self._tasks[task_id]
+            if not self._tasks:
+                self.idle.emit()
 
     def read(self, fn, on_done: Callback = None, on_error: Callback = None, on_progress: Callback = None) -> None:
         self.run("read", fn, on_done, on_error, on_progress)
@@ -106,19 +139,6 @@ class TaskRunner(QObject):
 
     def model(self, fn, on_done: Callback = None, on_error: Callback = None, on_progress: Callback = None) -> None:
         self.run("model", fn, on_done, on_error, on_progress)
-
-    def _finish(self, callback: Callback, value: Any, failed: bool = False) -> None:
-        try:
-            if callback is not None:
-                callback(value)
-            elif failed:
-                self.failed.emit(str(value))
-        finally:
-            with self._lock:
-                self.pending -= 1
-                now_idle = self.pending == 0
-            if now_idle:
-                self.idle.emit()
 
     def shutdown(self, timeout_ms: int = 30000) -> bool:
         """Refuse new work and wait for running tasks (call before closing the vault)."""
