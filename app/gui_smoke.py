@@ -23,6 +23,7 @@ from app import settings_store
 from app.demo_content import seed
 from app.gui import DesktopApp, make_qt_app
 from engine.api import Memory
+from engine.cube import Filters
 from engine.keys import PASSPHRASE_ENV
 from engine.paths import ProfilePaths
 
@@ -95,8 +96,13 @@ def _exercise(desktop: DesktopApp, shots: Path | None, ids: dict) -> int:
     pump(lambda: desktop.chat.ready or desktop.chat.error, what="the model to load")
     if desktop.chat.error:
         raise SmokeFailure(f"model: {desktop.chat.error}")
-    # The watcher ingests the demo notes in the background.
+    # The watcher ingests the demo notes in the background; a note dropped in later is found too.
     pump(lambda: desktop.mem.count() >= 25, what="the notes folder to be ingested")
+    notes = Path(desktop.settings.watched_folders[0])
+    (notes / "inbox.md").write_text("# Ideas\n\nA sailing week around Zanzibar next summer.\n", encoding="utf-8")
+    pump(lambda: any("Zanzibar" in m.memory for m in desktop.mem.list(Filters(sources=("file",)), limit=200)),
+         what="a note dropped into the watched folder to be ingested")
+    print("ok: watched folder")
     steps: list[tuple[str, QWidget, object]] = [
         ("chat", window, desktop.chat),
         ("browser", desktop.browser, desktop.browser),

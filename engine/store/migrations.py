@@ -203,8 +203,47 @@ def m005_listing_orders(conn: apsw.Connection) -> None:
     """)
 
 
+def m006_parametric(conn: apsw.Connection) -> None:
+    """Parametric memory: the person's feedback on replies, the training datasets built from
+    the store, and the adapters (their weights live here, encrypted with everything else)."""
+    conn.execute("""
+    CREATE TABLE feedback(
+        message_id TEXT PRIMARY KEY,  -- the assistant message rated or edited
+        session_id TEXT NOT NULL,
+        rating INTEGER NOT NULL DEFAULT 0,  -- +1 thumbs up, -1 thumbs down, 0 none
+        edited_text TEXT,  -- the person's preferred version of the reply
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE adapter_datasets(
+        snapshot TEXT PRIMARY KEY,  -- sha256 of the canonical dataset JSON
+        created_at REAL NOT NULL,
+        sft INTEGER NOT NULL,
+        dpo INTEGER NOT NULL,
+        data TEXT NOT NULL  -- the examples, JSON
+    );
+    CREATE TABLE adapters(
+        id TEXT PRIMARY KEY,
+        base_fingerprint TEXT NOT NULL,  -- the chat model it was trained for
+        base_name TEXT NOT NULL,
+        trainer TEXT NOT NULL,  -- "torch" | "mlx"
+        status TEXT NOT NULL,  -- training | candidate | active | retired | rejected | failed
+        data_snapshot TEXT NOT NULL,
+        config TEXT NOT NULL,  -- JSON: rank, alpha, steps, ...
+        metrics TEXT NOT NULL DEFAULT '{}',  -- JSON: gate results, training time, loss
+        created_at REAL NOT NULL,
+        activated_at REAL,
+        gguf BLOB,  -- the llama.cpp LoRA (GGUF) when the base is a GGUF
+        native BLOB,  -- the trainer's own adapter folder (peft or mlx), as a zip
+        checkpoint BLOB,  -- a resumable training state while status = training
+        size_bytes INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX adapters_base ON adapters(base_fingerprint, status);
+    """)
+
+
 MIGRATIONS: list[Callable[[apsw.Connection], None]] = [m001_memories, m002_sessions_and_jobs, m003_kv_states,
-                                                       m004_ingest_state, m005_listing_orders]
+                                                       m004_ingest_state, m005_listing_orders, m006_parametric]
 
 
 def migrate(conn: apsw.Connection) -> list[str]:

@@ -1,0 +1,1 @@
+"""Parametric memory: stable preferences distilled into a LoRA adapter the chat model loads."""
