@@ -233,6 +233,7 @@ def m006_parametric(conn: apsw.Connection) -> None:
         metrics TEXT NOT NULL DEFAULT '{}',  -- JSON: gate results, training time, loss
         created_at REAL NOT NULL,
         activated_at REAL,
+        previous_id TEXT,  -- the adapter that was active before this one (what rollback returns to)
         gguf BLOB,  -- the llama.cpp LoRA (GGUF) when the base is a GGUF
         native BLOB,  -- the trainer's own adapter folder (peft or mlx), as a zip
         checkpoint BLOB,  -- a resumable training state while status = training
