@@ -22,8 +22,10 @@ from engine.activation import ActivationCache
 from engine.api import Memory
 from engine.chat import Chat, ChatConfig, TurnResult
 from engine.errors import MemDeskError, NotFoundError
+from engine.feedback import Feedback, ReplyFeedback
 from engine.jobs import JobQueue
-from engine.llm import registry
+from engine.parametric.loading import load_chat_model
+from engine.parametric.registry import Adapter
 from engine.llm.base import ChatModel
 from engine.next_scene import Preparer
 from engine.reader import EXTRACT_JOB, MemReader
@@ -89,6 +91,7 @@ class ChatController(QObject):
         self.config = config or ChatConfig()
         self.n_ctx = n_ctx
         self.ready = False
+        self.adapter: Adapter | None = None  # the preference adapter loaded with the model, if any
         self.error = ""  # the last load error (empty once a model is ready)
         self.busy = False  # a reply is being written
         self.pieces_received = 0  # over the controller's life; the smoke check compares before/after
@@ -100,6 +103,8 @@ class ChatController(QObject):
         window.sendRequested.connect(self.send)
         window.stopRequested.connect(self.stop)
         window.sessionSelected.connect(self.session_opened)
+        window.rateRequested.connect(self.rate_reply)
+        window.editReplyRequested.connect(self.edit_reply)
         self._polling = False
         self._poll = QTimer(self)
         self._poll.setInterval(SCHEDULER_POLL_MS)
@@ -108,10 +113,16 @@ class ChatController(QObject):
 
     # ------------------------------------------------------------ the model
     def load_model(self) -> None:
-        """Load `model_path` (default: the embedded model) on the model lane; the status line follows."""
-        path, backend, n_ctx = self.model_path, self.backend, self.n_ctx
-        self._start(f"Model: loading {path.name if path else 'the embedded model'}…",
-                    lambda: self._wire(registry.load_model(path, backend=backend, n_ctx=n_ctx), owned=True))
+        """Load `model_path` (default: the embedded model) with its active preference adapter, if
+        any, on the model lane; the status line follows."""
+        path, backend, n_ctx, mem = self.model_path, self.backend, self.n_ctx, self.mem
+
+        def load() -> _Wiring:
+            model, adapter = load_chat_model(mem, path, backend=backend, n_ctx=n_ctx)
+            self.adapter = adapter
+            return self._wire(model, owned=True)
+
+        self._start(f"Model: loading {path.name if path else 'the embedded model'}…", load)
 
     def use_model(self, model: ChatModel, owned: bool = False) -> None:
         """Chat with a model loaded elsewhere (tests, the smoke run); `owned` = close it on close()."""
@@ -189,7 +200,8 @@ class ChatController(QObject):
             return
         self._wiring, self._loading, self.ready, self.error = wiring, False, True, ""
         info = wiring.model.info
-        self.window.set_model_status("ready", f"Model: {info.name} ({info.backend})")
+        learned = " + your preferences adapter" if self.adapter is not None else ""
+        self.window.set_model_status("ready", f"Model: {info.name} ({info.backend}){learned}")
         self.modelReady.emit(info.name)
         self.session_opened(self.window.current_session_id())  # prepare the open chat's next turn
         if self._exercise is not None and not self._exercise["sent"]:
@@ -276,9 +288,11 @@ class ChatController(QObject):
                     pass  # purged while the reply was written
             return found
 
+        reply_id = result.reply_message.id if result.reply_message is not None else ""
+
         def finish(items: list[tuple[str, str]]) -> None:
             self.busy = False
-            self.window.finish_reply(items, info)
+            self.window.finish_reply(items, info, reply_id)
             self.replyFinished.emit(result.session_id)
 
         def failed(exc: BaseException) -> None:
@@ -293,6 +307,26 @@ class ChatController(QObject):
             f"The reply failed ({type(exc).__name__}: {exc}). Try again; if it keeps failing, choose another "
             "model in Settings.")
         self.window.fail_reply(message)
+
+    # ------------------------------------------------------------ feedback on replies
+    def rate_reply(self, message_id: str, rating: int) -> None:
+        """Thumbs up / down (0 = undone) on a reply, stored on the write lane; the bubble follows."""
+        feedback = Feedback(self.mem.db)
+        self.runner.write(lambda: feedback.rate(message_id, rating), on_done=self._feedback_stored,
+                          on_error=self._feedback_failed)
+
+    def edit_reply(self, message_id: str, text: str) -> None:
+        """The person's preferred version of a reply: training data for the nightly adapter."""
+        feedback = Feedback(self.mem.db)
+        self.runner.write(lambda: feedback.edit(message_id, text), on_done=self._feedback_stored,
+                          on_error=self._feedback_failed)
+
+    def _feedback_stored(self, row: ReplyFeedback) -> None:
+        self.window.show_feedback(row.message_id, row.rating, row.edited_text)
+
+    def _feedback_failed(self, exc: BaseException) -> None:
+        self.window.show_error(str(exc) if isinstance(exc, MemDeskError) else
+                               f"The feedback was not saved ({type(exc).__name__}: {exc}). Try again.")
 
     # ------------------------------------------------------------ the scheduler
     def session_opened(self, session_id: str) -> None:
@@ -359,6 +393,8 @@ class ChatController(QObject):
         reply = bubbles[-1]
         if reply.role != "assistant" or not reply.text.strip() or reply.text == THINKING:
             raise AssertionError(f"the transcript does not show the reply (last bubble: {reply.role}: {reply.text!r})")
+        if not reply.message_id or reply.feedback is None:
+            raise AssertionError("the finished reply has no feedback buttons (its message id did not reach it)")
         session_id = self.window.current_session_id()
         if not session_id:
             raise AssertionError("the new chat did not become a session")

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from app import cli_chat, cli_ingest
+from app import cli_adapter, cli_chat, cli_ingest
 from app import cli_format as fmt
 from engine.cube import Filters, MemoryType, Source, to_utc
 from engine.errors import InvalidInputError, MemDeskError
@@ -267,7 +267,7 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
     parent.add_argument("--data-dir", metavar="DIR", default=default(None),
                         help="data folder (default: $MEMDESK_DATA_DIR or the platform's user data folder)")
     parent.add_argument("--profile", metavar="NAME", default=default("default"),
-                        help="profile whose vault to use (default: %(default)s)")
+                        help="profile whose vault to use (default: default)")  # no %(default)s: SUPPRESS
     parent.add_argument("-v", "--verbose", action="count", default=default(0),
                         help="log more to stderr (-v info, -vv debug)")
     return parent
@@ -365,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("check", cmd_check, "verify every page of the vault (integrity and encryption)")
     cli_chat.register(command, json_flag)
     cli_ingest.register(command, json_flag)
+    cli_adapter.register(command, json_flag)
     p = command("gui", cmd_gui, "open the desktop app (the default when there is a display)")
     p.add_argument("--smoke", action="store_true",
                    help="open every window on demo content in a temporary folder, exercise it and exit (0 = OK)")

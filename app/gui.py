@@ -76,6 +76,13 @@ def open_vault(paths: ProfilePaths, splash: QSplashScreen | None = None) -> Memo
             error = str(exc)
 
 
+class AdapterBridge(QObject):
+    """The nightly adapter job reports from the scheduler's thread; these carry it to the GUI thread."""
+    progress = Signal(float, str)
+    finished = Signal(object)
+    failed = Signal(str)
+
+
 class WatcherBridge(QObject):
     """The folder watcher calls back on its own thread; these signals carry that to the GUI thread."""
     progress = Signal(int, int, str)
@@ -116,6 +123,7 @@ class DesktopApp(QObject):
         self.timeline.setWindowTitle("Timeline — MemDesk")
         self.watcher = None
         self.watch_bridge = WatcherBridge()
+        self.adapter_bridge = AdapterBridge()
         self._wire()
         if warning:
             self.window.statusBar().showMessage(warning, 15000)
@@ -149,6 +157,10 @@ class DesktopApp(QObject):
             lambda done, total, path: w.set_ingest_status(f"Indexing notes {done}/{total}" if done < total else ""))
         self.watch_bridge.report.connect(self.ingest_finished)
         self.watch_bridge.error.connect(w.show_error)
+        self.adapter_bridge.progress.connect(
+            lambda fraction, message: w.set_scheduler_status(f"Learning your preferences: {fraction:.0%} {message}"))
+        self.adapter_bridge.finished.connect(self.adapter_finished)
+        self.adapter_bridge.failed.connect(w.show_error)
         self.qt_app.aboutToQuit.connect(self.shutdown)
 
     # ------------------------------------------------------------ lifecycle
@@ -163,6 +175,7 @@ class DesktopApp(QObject):
             self.chat.use_model(model)
         else:
             self.chat.load_model()
+        self.scheduler.add_nightly("adapter", self.train_adapter)
         if self.settings.scheduler_enabled:
             self.scheduler_thread.start()
         self.start_watching()
@@ -200,6 +213,37 @@ class DesktopApp(QObject):
             self.window.statusBar().showMessage(f"{len(skipped)} file(s) skipped; see Settings → Watched folders.",
                                                 10000)
         self.memories_changed([])
+
+    # ------------------------------------------------------------ parametric memory
+    def train_adapter(self, should_stop) -> None:
+        """The nightly task (scheduler thread, model lock held): distil preferences into an adapter."""
+        from engine.errors import Preempted
+        from engine.parametric.nightly import AdapterJob
+
+        job = AdapterJob(self.mem, self.chat.model_path, backend=self.settings.backend)
+        try:
+            report = job.run(self.chat.model, should_stop=should_stop,
+                             progress=lambda fraction, message: self.adapter_bridge.progress.emit(fraction, message))
+        except MemDeskError as exc:
+            self.adapter_bridge.failed.emit(f"Learning preferences failed: {exc}")
+            raise
+        if report.status == "interrupted" and should_stop():
+            raise Preempted("a user turn")  # the scheduler queues it again; training resumes from its checkpoint
+        self.adapter_bridge.finished.emit(report)
+
+    def train_adapter_now(self) -> None:
+        self.scheduler.submit("adapter", self.train_adapter, key="nightly:adapter")
+        self.window.set_scheduler_status("Learning your preferences: queued")
+
+    def adapter_finished(self, report) -> None:
+        messages = {"activated": "A new preferences adapter passed its checks and is now active.",
+                    "candidate": "A new preferences adapter is ready to switch on in Settings ▸ Learned preferences.",
+                    "rejected": f"The new adapter was not switched on: {report.reason}.",
+                    "skipped": f"No new adapter: {report.reason}."}
+        self.window.statusBar().showMessage(messages.get(report.status, report.status), 15000)
+        self.window.set_scheduler_status("")
+        if report.status == "activated":
+            self.chat.load_model()  # reload with the adapter
 
     def shutdown(self) -> None:
         if self.watcher is not None:
@@ -258,6 +302,15 @@ class DesktopApp(QObject):
         dialog.settingsChanged.connect(self.apply_settings)
         dialog.exportRequested.connect(lambda path: self.export_memories(path, dialog))
         dialog.importRequested.connect(lambda path: self.import_memories(path, dialog))
+        model = self.chat.model
+        if model is not None:
+            from ui.adapters import AdaptersView
+
+            adapters = AdaptersView(self.mem, self.runner, model.info.fingerprint, model.info.name, dialog)
+            adapters.activeChanged.connect(self.chat.load_model)
+            adapters.trainRequested.connect(self.train_adapter_now)
+            dialog.tabs.addTab(adapters, "Learned preferences")
+            dialog.adapters = adapters
         return dialog
 
     def open_settings(self) -> None:

@@ -2,7 +2,8 @@
 
 It only shows things and says what the person asked for, through signals; the chat
 controller (app/chat_controller.py) drives the model and calls the reply slots
-(`begin_reply`, `append_reply_text`, `finish_reply`, `fail_reply`). Reading a session's
+(`begin_reply`, `append_reply_text`, `finish_reply`, `fail_reply`), and `show_feedback` once a
+rating or an edited reply is stored. Reading a session's
 transcript goes through the TaskRunner's read lane, like every other vault access.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from PySide6.QtWidgets import (QApplication, QFrame, QHBoxLayout, QLabel, QMainW
 
 from engine.api import Memory
 from engine.errors import NotFoundError
+from engine.feedback import Feedback, ReplyFeedback
 from engine.sessions import Message, Sessions
 from ui.session_list import SessionList
 from ui.status_line import ERROR_COLOR, StatusLine
@@ -70,6 +72,8 @@ class MainWindow(QMainWindow):
     openTimelineRequested = Signal()
     openSettingsRequested = Signal()
     captureRequested = Signal()
+    rateRequested = Signal(str, int)  # assistant message id, +1 / -1 / 0 (thumbs up / down / none)
+    editReplyRequested = Signal(str, str)  # assistant message id, the person's preferred version
 
     def __init__(self, mem: Memory, runner: TaskRunner, parent: QWidget | None = None):
         super().__init__(parent)
@@ -91,6 +95,8 @@ class MainWindow(QMainWindow):
         self.sessions.failed.connect(self.show_error)
         self.transcript = Transcript(self)
         self.transcript.openMemoryRequested.connect(self.openMemoryRequested)
+        self.transcript.rateRequested.connect(self.rateRequested)
+        self.transcript.editReplyRequested.connect(self.editReplyRequested)
         self.transcript.clear(NEW_CHAT_TEXT)
 
         # The model's error and its fix, right above the box the person types in.
@@ -309,8 +315,9 @@ class MainWindow(QMainWindow):
         generation = self._load_generation
         mem = self.mem
 
-        def fetch() -> tuple[list[Message], dict[str, str]]:
+        def fetch() -> tuple[list[Message], dict[str, str], dict[str, ReplyFeedback]]:
             messages = Sessions(mem.db).messages(session_id)
+            feedback = Feedback(mem.db).for_session(session_id)
             texts: dict[str, str] = {}
             for message in messages:
                 for memory_id in message.memory_ids:
@@ -319,20 +326,23 @@ class MainWindow(QMainWindow):
                             texts[memory_id] = mem.get(memory_id).memory
                         except NotFoundError:
                             pass  # purged since: nothing left to show or open
-            return messages, texts
+            return messages, texts, feedback
 
         self.runner.read(fetch, on_done=lambda result: self._show_transcript(generation, session_id, *result),
                          on_error=lambda exc: self.show_error(str(exc)))
 
     def _show_transcript(self, generation: int, session_id: str, messages: list[Message],
-                         texts: dict[str, str]) -> None:
+                         texts: dict[str, str], feedback: dict[str, ReplyFeedback]) -> None:
         if generation != self._load_generation:
             return  # the person moved on to another chat
         self.transcript.clear("This chat has no messages.")
         for message in messages:
             memories = [(m, texts[m]) for m in message.memory_ids if m in texts]
             info = describe_reply(info_from_stats(message.stats)) if message.role == "assistant" else ""
-            self.transcript.add_message(message.role, message.content, memories, info, message.created_at)
+            bubble = self.transcript.add_message(message.role, message.content, memories, info, message.created_at,
+                                                 message.id if message.role == "assistant" else "")
+            if message.id in feedback:
+                bubble.set_feedback(feedback[message.id].rating, feedback[message.id].edited_text)
         if self._replying and self._reply_session == session_id:
             self.statusBar().showMessage("A reply in this chat is still being written; it appears when done.", 5000)
 
@@ -349,9 +359,10 @@ class MainWindow(QMainWindow):
         self.transcript.append_reply(piece)
 
     @Slot(list, dict)
-    def finish_reply(self, memory_items: list[MemoryRef], info: dict) -> None:
+    def finish_reply(self, memory_items: list[MemoryRef], info: dict, message_id: str = "") -> None:
+        """The reply is stored; with its `message_id` the bubble can be rated and edited."""
         shown_elsewhere = self.transcript.live is None
-        self.transcript.finish_reply(memory_items, describe_reply(info))
+        self.transcript.finish_reply(memory_items, describe_reply(info), message_id=message_id)
         self._end_reply()
         if info.get("stopped"):
             self.statusBar().showMessage("Reply stopped.", 5000)
@@ -374,6 +385,11 @@ class MainWindow(QMainWindow):
         self._pending_text = ""
         self._update_controls()
         self.input.setFocus()
+
+    @Slot(str, int, object)
+    def show_feedback(self, message_id: str, rating: int, edited_text: str | None) -> None:
+        """The feedback on a reply was stored: its bubble shows it."""
+        self.transcript.set_feedback(message_id, rating, edited_text)
 
     @Slot(str)
     def show_error(self, message: str) -> None:

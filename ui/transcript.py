@@ -6,6 +6,9 @@ hand. A streamed reply grows in place; its markdown is re-rendered at most every
 `RENDER_INTERVAL_MS`, because re-parsing the whole reply for every token makes long
 replies stutter. The chips under a reply are the memories the model was given; clicking
 one asks the app (through `openMemoryRequested`) to open it in the memory browser.
+A finished reply with a stored message id also gets feedback buttons: thumbs up/down
+(toggles) and "Edit reply…"; the transcript asks for them through `rateRequested` and
+`editReplyRequested`, and shows the stored state once the app calls `set_feedback`.
 """
 from __future__ import annotations
 
@@ -14,8 +17,9 @@ from datetime import datetime
 
 from PySide6.QtCore import QPoint, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPalette, QResizeEvent, QTextDocument
-from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLayout, QLayoutItem, QScrollArea, QSizePolicy,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtGui import QIcon, QKeySequence
+from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFrame, QHBoxLayout, QLabel, QLayout, QLayoutItem,
+                               QPlainTextEdit, QScrollArea, QSizePolicy, QStyle, QToolButton, QVBoxLayout, QWidget)
 
 RENDER_INTERVAL_MS = 50
 BUBBLE_WIDTH = 0.78  # of the visible width: long replies wrap, the other side stays free
@@ -23,6 +27,10 @@ CHIP_CHARS = 42  # a chip shows about this many characters of the memory; the to
 EMPTY_TEXT = ("Start a conversation. MemDesk answers with what it remembers about you, "
               "and shows under each reply which memories it used.")
 THINKING = "_Thinking…_"
+EDITED_NOTE = "Edited — your preferred version will be learned overnight"
+GOOD_TIP = "Good reply: MemDesk learns to answer like this overnight (click again to undo)"
+BAD_TIP = "Poor reply: MemDesk learns to avoid answers like this (click again to undo)"
+EDIT_TIP = "Write the reply you would have preferred; MemDesk learns from it overnight"
 
 QWIDGETSIZE_MAX = (1 << 24) - 1  # Qt's "no maximum width"
 MemoryRef = tuple[str, str]  # (memory id, memory text)
@@ -151,8 +159,108 @@ class MemoryChip(QToolButton):
         self.clicked.connect(lambda: self.opened.emit(self.memory_id))
 
 
+class FeedbackBar(QWidget):
+    """Under a finished reply: thumbs up / down (toggles), "Edit reply…", and the note an edit leaves.
+    The buttons show what is stored: a click asks (`rateRequested`), `show_state` confirms."""
+
+    rateRequested = Signal(int)  # the rating wanted: +1, -1, or 0 when the checked one is clicked again
+    editRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("replyFeedback")
+        self.rating = 0
+        self.edited_text: str | None = None
+        SP = QStyle.StandardPixmap
+        icon = lambda theme, fallback: QIcon.fromTheme(theme, self.style().standardIcon(fallback))  # noqa: E731
+        # Qt has no thumbs icons; the words next to a plain yes/no icon say what each button means.
+        self.up = self._button("thumbsUpButton", icon("face-smile", SP.SP_DialogYesButton), "Good", GOOD_TIP)
+        self.down = self._button("thumbsDownButton", icon("face-sad", SP.SP_DialogNoButton), "Poor", BAD_TIP)
+        self.edit = self._button("editReplyButton", QIcon(), "Edit reply…", EDIT_TIP, checkable=False)
+        for button, style in ((self.up, Qt.ToolButtonStyle.ToolButtonTextBesideIcon),
+                              (self.down, Qt.ToolButtonStyle.ToolButtonTextBesideIcon),
+                              (self.edit, Qt.ToolButtonStyle.ToolButtonTextOnly)):
+            button.setToolButtonStyle(style)
+        self.note = QLabel(EDITED_NOTE, self)
+        self.note.setObjectName("editedNote")
+        self.note.setWordWrap(True)
+        _dim(self.note, 0.85)
+        self.note.hide()
+        buttons = QHBoxLayout()
+        buttons.setSpacing(2)
+        for button in (self.up, self.down, self.edit):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        column.addLayout(buttons)
+        column.addWidget(self.note)
+        self.up.clicked.connect(lambda: self._rate(1))
+        self.down.clicked.connect(lambda: self._rate(-1))
+        self.edit.clicked.connect(self.editRequested)
+
+    def _button(self, name: str, icon: QIcon, text: str, tip: str, checkable: bool = True) -> QToolButton:
+        button = QToolButton(self)
+        button.setObjectName(name)
+        button.setIcon(icon)
+        button.setText(text)
+        button.setAccessibleName(tip.split(":")[0])
+        button.setToolTip(tip)
+        button.setCheckable(checkable)
+        button.setAutoRaise(True)
+        button.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+        return button
+
+    def _rate(self, rating: int) -> None:
+        self.show_state(self.rating, self.edited_text)  # undo Qt's own toggle until the app confirms
+        self.rateRequested.emit(0 if rating == self.rating else rating)
+
+    def show_state(self, rating: int, edited_text: str | None) -> None:
+        self.rating, self.edited_text = rating, edited_text
+        self.up.setChecked(rating > 0)
+        self.down.setChecked(rating < 0)
+        self.note.setVisible(bool(edited_text))
+        self.note.setToolTip(f"Your preferred version:\n\n{edited_text}" if edited_text else "")
+
+
+class EditReplyDialog(QDialog):
+    """The reply's text to rewrite as the person would have liked it (the chat keeps the original)."""
+
+    def __init__(self, text: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("editReplyDialog")
+        self.setWindowTitle("Edit reply")
+        intro = QLabel("Write the reply you would have preferred. MemDesk learns from it overnight; "
+                       "this chat keeps the original.", self)
+        intro.setWordWrap(True)
+        self.editor = QPlainTextEdit(self)
+        self.editor.setObjectName("editReplyText")
+        self.editor.setPlainText(text)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self)
+        self.save_button = buttons.button(QDialogButtonBox.StandardButton.Save)
+        self.save_button.setShortcut(QKeySequence("Ctrl+Return"))
+        self.save_button.setToolTip("Save your preferred version (Ctrl+Enter)")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.editor.textChanged.connect(lambda: self.save_button.setEnabled(bool(self.preferred_text())))
+        column = QVBoxLayout(self)
+        column.addWidget(intro)
+        column.addWidget(self.editor, 1)
+        column.addWidget(buttons)
+        self.resize(560, 320)
+        self.editor.setFocus()
+
+    def preferred_text(self) -> str:
+        return self.editor.toPlainText().strip()
+
+
 class MessageBubble(QFrame):
-    """One message. Assistant bubbles also hold the memory chips and a line about the reply."""
+    """One message. Assistant bubbles also hold the memory chips, a line about the reply and,
+    once stored, the feedback buttons."""
+
+    rateRequested = Signal(str, int)  # message id, rating
+    editRequested = Signal(str)  # message id
 
     def __init__(self, role: str, text: str = "", when: datetime | None = None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -187,6 +295,8 @@ class MessageBubble(QFrame):
         self.info.hide()
         layout.addWidget(self.info)
         self.text = ""
+        self.message_id = ""
+        self.feedback: FeedbackBar | None = None
         self.set_text(text)
         if when is not None:
             self.setToolTip(when.astimezone().strftime("%A %d %B %Y, %H:%M"))
@@ -232,9 +342,25 @@ class MessageBubble(QFrame):
     def memory_chips(self) -> list[MemoryChip]:
         return self.chips_box.findChildren(MemoryChip)
 
+    def enable_feedback(self, message_id: str) -> FeedbackBar:
+        """The stored reply's id: the bubble can now be rated and edited."""
+        self.message_id = message_id
+        if self.feedback is None:
+            self.feedback = FeedbackBar(self)
+            self.layout().addWidget(self.feedback)
+            self.feedback.rateRequested.connect(lambda rating: self.rateRequested.emit(self.message_id, rating))
+            self.feedback.editRequested.connect(lambda: self.editRequested.emit(self.message_id))
+        return self.feedback
+
+    def set_feedback(self, rating: int, edited_text: str | None) -> None:
+        if self.feedback is not None:
+            self.feedback.show_state(rating, edited_text)
+
 
 class Transcript(QScrollArea):
     openMemoryRequested = Signal(str)
+    rateRequested = Signal(str, int)  # assistant message id, +1 / -1 / 0
+    editReplyRequested = Signal(str, str)  # assistant message id, the preferred text
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -260,6 +386,7 @@ class Transcript(QScrollArea):
         self.setWidget(content)
         self._apply_style()
         self._bubbles: list[MessageBubble] = []
+        self.edit_dialog: EditReplyDialog | None = None  # the open "Edit reply" dialog, if any
         self.live: MessageBubble | None = None  # the reply being streamed, if it is shown
         self._buffer = ""
         self._render = QTimer(self)
@@ -298,7 +425,8 @@ class Transcript(QScrollArea):
         self._stick = True
 
     def add_message(self, role: str, text: str, memories: Sequence[MemoryRef] = (), info: str = "",
-                    when: datetime | None = None) -> MessageBubble:
+                    when: datetime | None = None, message_id: str = "") -> MessageBubble:
+        """A message row; an assistant message with its stored id gets the feedback buttons."""
         self.empty.hide()
         row = QWidget(self.widget())
         line = QHBoxLayout(row)
@@ -314,6 +442,11 @@ class Transcript(QScrollArea):
         for chip in chips:
             chip.opened.connect(self.openMemoryRequested)
         bubble.set_info(info)
+        if role == "assistant":
+            bubble.rateRequested.connect(self.rateRequested)
+            bubble.editRequested.connect(self.edit_reply)
+            if message_id:
+                bubble.enable_feedback(message_id)
         # Rows go before the trailing stretch, so the conversation sits at the top.
         self.column.insertWidget(self.column.count() - 1, row)
         self._bubbles.append(bubble)
@@ -340,7 +473,8 @@ class Transcript(QScrollArea):
         if not self._render.isActive():
             self._render.start()
 
-    def finish_reply(self, memories: Sequence[MemoryRef], info: str, failed: bool = False) -> None:
+    def finish_reply(self, memories: Sequence[MemoryRef], info: str, failed: bool = False,
+                     message_id: str = "") -> None:
         bubble, self.live = self.live, None
         self._render.stop()
         if bubble is None:
@@ -350,6 +484,36 @@ class Transcript(QScrollArea):
         for chip in bubble.set_memories(memories):
             chip.opened.connect(self.openMemoryRequested)
         bubble.set_info(info)
+        if message_id:
+            bubble.enable_feedback(message_id)
+
+    # ------------------------------------------------------------ feedback
+    def bubble_for(self, message_id: str) -> MessageBubble | None:
+        return next((b for b in self._bubbles if message_id and b.message_id == message_id), None)
+
+    def set_feedback(self, message_id: str, rating: int, edited_text: str | None) -> None:
+        """Show the stored feedback on a reply (if that reply is shown)."""
+        bubble = self.bubble_for(message_id)
+        if bubble is not None:
+            bubble.set_feedback(rating, edited_text)
+
+    def edit_reply(self, message_id: str) -> None:
+        """Open the "Edit reply" dialog on the reply (or on the person's earlier version of it)."""
+        bubble = self.bubble_for(message_id)
+        if bubble is None or bubble.feedback is None:
+            return
+        if self.edit_dialog is not None:
+            self.edit_dialog.reject()
+        dialog = EditReplyDialog(bubble.feedback.edited_text or bubble.text, self)
+        dialog.accepted.connect(lambda: self.editReplyRequested.emit(message_id, dialog.preferred_text()))
+        dialog.finished.connect(lambda _code: self._edit_closed(dialog))
+        self.edit_dialog = dialog
+        dialog.open()  # window-modal, without a nested event loop
+
+    def _edit_closed(self, dialog: EditReplyDialog) -> None:
+        if self.edit_dialog is dialog:
+            self.edit_dialog = None
+        dialog.deleteLater()
 
     def fail_reply(self, message: str) -> None:
         """End the streamed reply with an error: keep what was written, drop an empty bubble."""

@@ -272,3 +272,12 @@ def test_cache_stats_reports_an_empty_activation_cache():
 def test_scheduler_status_lists_persisted_jobs():
     data = json.loads(ok("scheduler", "status", "--json").stdout)
     assert data["pending"] == {} and data["running"] is None and data["last_errors"] == []
+
+
+def test_every_command_has_working_help(capsys):
+    from app.cli import build_parser, main
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name in commands:
+        assert main([name, "--help"]) == 0, name
+    assert "usage: memdesk" in capsys.readouterr().out
