@@ -59,3 +59,13 @@ def llama_model():
     model = load_model(n_ctx=2048)
     yield model
     model.close()
+
+
+@pytest.fixture(scope="session")
+def embedded_hf(tmp_path_factory):
+    """The embedded GGUF exported once per session as an HF/MLX folder (about 30 s): the MLX
+    backend, both LoRA trainers and the gate all read it. Tests must not write into it."""
+    from engine.llm.export import export_gguf_to_hf
+    from engine.llm.registry import embedded_model_path
+
+    return export_gguf_to_hf(embedded_model_path(), tmp_path_factory.mktemp("embedded-hf") / "smollm2")

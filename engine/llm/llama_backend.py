@@ -23,8 +23,10 @@ class LlamaCppModel:
             raise ModelError("llama-cpp-python is not installed: `pip install llama-cpp-python`.") from exc
         self._llama_cpp = llama_cpp
         try:
+            threads = n_threads or max(1, os.cpu_count() or 1)
+            # Prompt processing too: llama.cpp would otherwise use every core for it whatever n_threads says.
             self._llm = llama_cpp.Llama(
-                model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or max(1, os.cpu_count() or 1),
+                model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
                 lora_path=str(lora_path) if lora_path else None, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp could not load {path}: {exc}. The file may be damaged "

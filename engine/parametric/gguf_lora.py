@@ -19,6 +19,7 @@ The gguf package (and numpy / safetensors) are imported inside functions.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -54,18 +55,45 @@ def permute_rows(weight: Any, n_head: int) -> Any:
             .swapaxes(1, 2).reshape(weight.shape))
 
 
+def _base_info(path: Path) -> tuple[str | None, Any, Any, dict[str, tuple[int, ...]]]:
+    """Architecture, head counts and tensor shapes (GGUF order: in, out) of a base model."""
+    stat = path.stat()
+    return _read_base_info(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_base_info(path: str, size: int, mtime_ns: int) -> tuple[str | None, Any, Any, dict[str, tuple[int, ...]]]:
+    # GGUFReader walks every metadata entry, the 49k-token vocabulary included (seconds on a
+    # slow CPU); the answer is small, so keep it per file version (size and mtime in the key).
+    import gguf
+
+    try:
+        reader = gguf.GGUFReader(path)
+    except (ValueError, OSError) as exc:
+        raise ModelError(f"Cannot read the base model {path}: {exc}. It may be damaged.") from exc
+    arch = _field(reader, "general.architecture")
+    n_head = _field(reader, f"{arch}.attention.head_count")
+    n_head_kv = _field(reader, f"{arch}.attention.head_count_kv") or n_head
+    shapes = {t.name: tuple(int(x) for x in t.shape) for t in reader.tensors}
+    return arch, n_head, n_head_kv, shapes
+
+
 def _field(reader: Any, key: str) -> Any:
     field = reader.fields.get(key)
     return None if field is None else field.contents()
 
 
+def _manifest(adapter_dir: Path) -> dict:
+    """What the trainer recorded about the adapter (engine.parametric.train_torch.ADAPTER_MANIFEST)."""
+    path = adapter_dir / "memdesk_adapter.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def _adapter_model_type(adapter_dir: Path, config: dict) -> str | None:
     """The architecture the adapter was trained on: our manifest, else the base folder peft recorded."""
-    manifest = adapter_dir / "memdesk_adapter.json"
-    if manifest.is_file():
-        kind = json.loads(manifest.read_text(encoding="utf-8")).get("model_type")
-        if kind:
-            return str(kind)
+    kind = _manifest(adapter_dir).get("model_type")
+    if kind:
+        return str(kind)
     base = config.get("base_model_name_or_path")
     if base and (Path(base) / "config.json").is_file():
         return json.loads((Path(base) / "config.json").read_text(encoding="utf-8")).get("model_type")
@@ -85,21 +113,26 @@ def _load_tensors(path: Path) -> dict[str, Any]:
         return {k: v.float().numpy() for k, v in load_torch(str(path)).items()}
 
 
-def _scales(config: dict, module: str, rank: int) -> float:
-    """peft's scaling of one module (alpha / r, or alpha / sqrt(r) with rsLoRA, with per-module patterns)."""
+def _scales(config: dict, tensor_name: str, rank: int) -> float:
+    """peft's scaling of one module (alpha / r, or alpha / sqrt(r) with rsLoRA; alpha_pattern
+    keys match the end of the module path, as peft matches them)."""
+    module = tensor_name.rsplit(".lora_", 1)[0]
     alpha = float(config.get("lora_alpha", rank))
     for pattern, value in (config.get("alpha_pattern") or {}).items():
-        if re.search(pattern, module):
+        if re.match(rf"(.*\.)?({pattern})$", module):
             alpha = float(value)
+            break
     return alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
 
 
 def convert(adapter_dir: Path, base_gguf: Path, out_path: Path, *, dtype: str = "f32",
-            permute_qk: bool = True) -> Path:
+            same_base: bool = True, permute_qk: bool = True) -> Path:
     """Write the peft adapter in `adapter_dir` as a GGUF LoRA for `base_gguf` at `out_path`.
 
-    `dtype` is "f32" (exact) or "f16" (half the size). `permute_qk=False` exists only to
-    show that the rotary permutation matters; never use it for a real adapter.
+    `dtype` is "f32" (exact) or "f16" (half the size). With `same_base` (the default) an
+    adapter whose manifest names the GGUF it was trained from is refused for any other
+    file, even one of the same shape. `permute_qk=False` exists only to show that the
+    rotary permutation matters; never use it for a real adapter.
     Raises ModelError when the base is another architecture or shape than the adapter's,
     or when the adapter touches modules llama.cpp cannot take from a LoRA file.
     """
@@ -121,8 +154,7 @@ def convert(adapter_dir: Path, base_gguf: Path, out_path: Path, *, dtype: str = 
     if dtype not in ("f32", "f16"):
         raise ModelError(f"Unsupported adapter dtype {dtype!r}; use f32 or f16.")
 
-    reader = gguf.GGUFReader(str(base_gguf))
-    arch = _field(reader, "general.architecture")
+    arch, n_head, n_head_kv, base_shapes = _base_info(base_gguf)
     model_type = _adapter_model_type(adapter_dir, config)
     if model_type not in _ARCHITECTURES:
         raise ModelError(f"The adapter was trained on a {model_type or 'unknown'} model; converting to GGUF supports "
@@ -131,11 +163,8 @@ def convert(adapter_dir: Path, base_gguf: Path, out_path: Path, *, dtype: str = 
     if arch != expected_arch:
         raise ModelError(f"The adapter was trained on a {model_type} model but {base_gguf.name} is a {arch} model; "
                          "an adapter only works with the base model it was trained on.")
-    n_head = _field(reader, f"{arch}.attention.head_count")
-    n_head_kv = _field(reader, f"{arch}.attention.head_count_kv") or n_head
     if permuted and not (isinstance(n_head, int) and isinstance(n_head_kv, int)):
         raise ModelError(f"{base_gguf.name} has per-layer head counts; this converter needs one count for all layers.")
-    base_shapes = {t.name: tuple(int(x) for x in t.shape) for t in reader.tensors}  # GGUF order: (in, out)
 
     pairs: dict[str, dict[str, Any]] = {}
     for name, tensor in _load_tensors(weights_file).items():
@@ -169,6 +198,12 @@ def convert(adapter_dir: Path, base_gguf: Path, out_path: Path, *, dtype: str = 
             b = permute_rows(b, n_head if pair["module"] == "q_proj" else n_head_kv)
         tensors += [(target + ".lora_a", a), (target + ".lora_b", b)]
 
+    trained_on = _manifest(adapter_dir).get("base_fingerprint")
+    base_print = fingerprint_file(base_gguf)
+    if same_base and trained_on and trained_on != base_print:
+        raise ModelError(f"The adapter was trained on another model file than {base_gguf.name} (fingerprint "
+                         f"{trained_on}, this file {base_print}); train a new adapter for this model.")
+
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
     writer = gguf.GGUFWriter(str(tmp), arch)
@@ -176,7 +211,7 @@ def convert(adapter_dir: Path, base_gguf: Path, out_path: Path, *, dtype: str = 
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
         writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
-        writer.add_string(_MEMDESK_BASE, fingerprint_file(base_gguf))
+        writer.add_string(_MEMDESK_BASE, base_print)
         writer.add_string(_MEMDESK_SOURCE, adapter_dir.name)
         for name, value in tensors:
             writer.add_tensor(name, np.ascontiguousarray(value, dtype=out_type))

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.api import Memory
-from engine.errors import MemDeskError
+from engine.errors import InvalidInputError, MemDeskError
 from engine.feedback import Feedback
 from engine.llm.base import ChatModel
 from engine.llm.registry import default_model_path
@@ -138,8 +138,16 @@ class AdapterJob:
                 from engine.parametric import train_mlx as backend  # type: ignore[no-redef]
 
                 model_dir = self.model_path
-            result = backend.train(model_dir, dataset, work / "run", train_config, progress=train_progress,
-                                   should_stop=should_stop, resume_from=resume)
+            try:
+                result = backend.train(model_dir, dataset, work / "run", train_config, progress=train_progress,
+                                       should_stop=should_stop, resume_from=resume)
+            except InvalidInputError:
+                if resume is None:
+                    raise
+                # The checkpoint was made with other settings (e.g. more steps asked for): start over.
+                log.info("adapter %s: checkpoint does not fit this run; starting again", adapter.id[:8])
+                result = backend.train(model_dir, dataset, work / "run", train_config, progress=train_progress,
+                                       should_stop=should_stop)
             if result.stopped_early:  # cancelled, or the time limit: continue from here next time
                 self.registry.save_checkpoint(adapter.id, work / "run" / "checkpoint")
                 return NightlyReport("interrupted", f"stopped at step {result.steps}; it resumes next time",

@@ -59,7 +59,7 @@ _INSTALL = ('install it with `pip install "memdesk[mlx]"` (or `pip install mlx-l
 def _import_mlx() -> Any:
     try:
         import mlx.core as mx
-        import mlx_lm  # noqa: F401
+        import mlx_lm  # noqa: F401  (checked here so a missing mlx-lm gets the same clear message)
     except ImportError as exc:
         raise ModelError(f"MLX training needs mlx and mlx-lm ({exc}); {_INSTALL}.") from exc
     return mx
@@ -351,7 +351,7 @@ def _run(mx: Any, mlx_dir: Path, hf: dict, dataset: Dataset, out_dir: Path, conf
     if state is not None:
         _restore(mx, model, optimizer, Path(resume_from))
         step, losses, reference = int(state["step"]), list(state["losses"]), list(state.get("reference", []))
-    if pairs and len(reference) != 2 * len(pairs):
+    if pairs and state is None:  # a resumed run reads them from its checkpoint (same data, checked above)
         # LoRA B starts at zero, so before the first step the model is exactly the base model.
         model.eval()
         reference = []

@@ -24,7 +24,8 @@ import os
 import shutil
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,12 @@ def _pick_device(requested: str) -> tuple[Any, str]:
         requested = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
     if requested == "cuda":
         if not torch.cuda.is_available():
-            raise ModelError("Training on CUDA was asked for, but torch sees no CUDA GPU; use device \"auto\" or \"cpu\".")
+            raise ModelError('Training on CUDA was asked for, but torch sees no CUDA GPU; use device "auto" or "cpu".')
         index = torch.cuda.current_device()
         return torch.device("cuda", index), f"cuda:{index} ({torch.cuda.get_device_name(index)})"
     if requested == "mps":
         if not has_mps:
-            raise ModelError("Training on MPS was asked for, but this torch has no Metal support; use \"auto\" or \"cpu\".")
+            raise ModelError('Training on MPS was asked for, but this torch has no Metal support; use "auto" or "cpu".')
         return torch.device("mps"), "mps"
     return torch.device("cpu"), "cpu"
 
@@ -72,6 +73,21 @@ def _dtype_for(device: Any) -> Any:
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
+
+
+@contextmanager
+def _cpu_threads(device: Any, threads: int | None = None) -> Iterator[None]:
+    """Leave a core to the app: torch grabs every core by default, and two busy processes
+    oversubscribing two cores run ten to twenty times slower than one thread each."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) - 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _read_hf_config(hf_dir: Path) -> dict:
@@ -286,14 +302,9 @@ def train(hf_dir: Path, dataset: Dataset, out_dir: Path, config: TrainConfig = T
         state = torch.load(state_file, map_location="cpu", weights_only=True)
         _check_resume(state, config, dataset)
 
-    previous_threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) - 1))
-    try:
+    with _cpu_threads(device, threads):
         return _run(hf_dir, hf, dataset, out_dir, config, device, device_name, dtype, state, resume_from,
                     progress, should_stop, started)
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _run(hf_dir: Path, hf: dict, dataset: Dataset, out_dir: Path, config: TrainConfig, device: Any,
@@ -311,13 +322,12 @@ def _run(hf_dir: Path, hf: dict, dataset: Dataset, out_dir: Path, config: TrainC
     except ValueError as exc:  # peft: "Target modules ... not found in the base model"
         raise InvalidInputError(f"Cannot put LoRA on {list(config.target_modules)}: {exc}") from exc
 
-    def encode_all(items, fields):
-        rows = [_encode(tokenizer, e.prompt, getattr(e, f), e.system, config.max_seq_len) for e in items for f in fields]
-        return rows
+    def encode(e: Any, reply: str):
+        return _encode(tokenizer, e.prompt, reply, e.system, config.max_seq_len)
 
-    sft = [r for r in encode_all(dataset.sft, ("reply",)) if r is not None]
-    pairs_raw = encode_all(dataset.dpo, ("chosen", "rejected"))
-    pairs = [(c, r) for c, r in zip(pairs_raw[0::2], pairs_raw[1::2]) if c is not None and r is not None]
+    sft = [r for r in (encode(e, e.reply) for e in dataset.sft) if r is not None]
+    pairs = [(c, r) for c, r in ((encode(e, e.chosen), encode(e, e.rejected)) for e in dataset.dpo)
+             if c is not None and r is not None]
     if not sft and not pairs:
         raise InvalidInputError(f"Every example is longer than max_seq_len={config.max_seq_len} tokens before its "
                                 "reply starts; raise max_seq_len.")
@@ -367,8 +377,11 @@ def _run(hf_dir: Path, hf: dict, dataset: Dataset, out_dir: Path, config: TrainC
         adapter_dir = checkpoint / "adapter"
     else:
         adapter_dir = out_dir / "adapter"
+        tmp = out_dir / "adapter.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        _save_adapter(model, tmp, manifest)
         shutil.rmtree(adapter_dir, ignore_errors=True)
-        _save_adapter(model, adapter_dir, manifest)
+        os.replace(tmp, adapter_dir)
         shutil.rmtree(checkpoint, ignore_errors=True)  # a finished run needs no checkpoint
     return TrainResult(adapter_dir=adapter_dir, trainer="torch", device=device_name, steps=step,
                        seconds=time.monotonic() - started, examples=len(sft) + len(pairs), losses=losses,
@@ -397,10 +410,12 @@ def _dpo_loss(model: Any, pairs: list, pad: int, device: Any, beta: float):
 class TorchScorer:
     """One loaded model (plus an optional peft adapter) for the gate's measurements."""
 
-    def __init__(self, hf_dir: Path, adapter_dir: Path | None = None, *, device: str = "auto"):
+    def __init__(self, hf_dir: Path, adapter_dir: Path | None = None, *, device: str = "auto",
+                 threads: int | None = None):
         import torch
 
         self._device, self.device_name = _pick_device(device)
+        self._threads = threads
         hf_dir = Path(hf_dir)
         _read_hf_config(hf_dir)
         model, self.tokenizer = _load_model(hf_dir, self._device, _dtype_for(self._device))
@@ -419,7 +434,7 @@ class TorchScorer:
         row = _encode(self.tokenizer, prompt, continuation, system, 1 << 30)
         if row is None:
             return 0.0, 0
-        with self._torch.no_grad():
+        with self._torch.no_grad(), _cpu_threads(self._device, self._threads):
             logp, _ = _token_logprobs(self.model, *_batch([row], self.tokenizer.pad_token_id, self._device))
         return float(logp.sum()), int(logp.numel())
 
@@ -427,7 +442,7 @@ class TorchScorer:
         """exp(mean negative log-likelihood) of plain `text`, in non-overlapping windows."""
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         total, count = 0.0, 0
-        with self._torch.no_grad():
+        with self._torch.no_grad(), _cpu_threads(self._device, self._threads):
             for start in range(0, len(ids), window):
                 chunk = ids[start:start + window]
                 if len(chunk) < 2:
@@ -439,11 +454,22 @@ class TorchScorer:
             raise InvalidInputError("The perplexity text is too short (it needs at least two tokens).")
         return math.exp(total / count)
 
+    def generate(self, prompt: str, max_new_tokens: int = 64, system: str = "") -> str:
+        """Greedy reply to `prompt` in the chat template (for adherence checks)."""
+        tok = self.tokenizer
+        ids = tok(prompt_text(tok, prompt, system), add_special_tokens=False, return_tensors="pt")["input_ids"]
+        ids = ids.to(self._device)
+        with self._torch.no_grad(), _cpu_threads(self._device, self._threads):
+            out = self.model.generate(input_ids=ids, attention_mask=self._torch.ones_like(ids), do_sample=False,
+                                      max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id)
+        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
     def close(self) -> None:
         self.model = None
 
 
-def score(hf_dir: Path, adapter_dir: Path | None, prompt: str, continuation: str, system: str = "") -> tuple[float, int]:
+def score(hf_dir: Path, adapter_dir: Path | None, prompt: str, continuation: str,
+          system: str = "") -> tuple[float, int]:
     scorer = TorchScorer(hf_dir, adapter_dir)
     try:
         return scorer.score(prompt, continuation, system)

@@ -52,11 +52,8 @@ def gguf_path() -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, gguf_path) -> Path:
-    out = tmp_path_factory.mktemp("mlx") / "smollm2"
-    result = export.export_gguf_to_hf(gguf_path, out)
-    assert result == out
-    return out
+def exported(embedded_hf) -> Path:
+    return embedded_hf
 
 
 @pytest.fixture(scope="module")
