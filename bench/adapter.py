@@ -29,7 +29,7 @@ from engine.feedback import Feedback  # noqa: E402
 from engine.keys import KdfParams  # noqa: E402
 from engine.llm.registry import embedded_model_path, load_model  # noqa: E402
 from engine.parametric.dataset import generic_prompts  # noqa: E402
-from engine.parametric.loading import load_chat_model  # noqa: E402
+from engine.parametric.registry import AdapterRegistry  # noqa: E402
 from engine.parametric.nightly import AdapterJob, NightlyConfig  # noqa: E402
 from engine.parametric.types import TrainConfig  # noqa: E402
 
@@ -52,7 +52,7 @@ def signs_off(mem: Memory, model, prompts, max_tokens: int) -> tuple[int, float]
     return hits, round(statistics.median(speeds), 1) if speeds else 0.0
 
 
-def run(turns: int, steps: int, workdir: Path) -> dict:
+def run(turns: int, steps: int, lr: float, workdir: Path) -> dict:
     mem = Memory.open(workdir / "data", passphrase=lambda confirm: "adapter-bench", background=False,
                       kdf=KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1))
     try:
@@ -64,7 +64,7 @@ def run(turns: int, steps: int, workdir: Path) -> dict:
             reply = response.text().strip()
             feedback.edit(response.result.reply_message.id, f"{reply.rstrip('.')}.\n\n{SIGN_OFF}")
         model.close()
-        config = NightlyConfig(train=replace(TrainConfig(), steps=steps, rank=8, learning_rate=1e-3,
+        config = NightlyConfig(train=replace(TrainConfig(), steps=steps, rank=8, learning_rate=lr,
                                              max_seq_len=160, batch_size=4))
         job = AdapterJob(mem, embedded_model_path(), cache_dir=workdir / "models", config=config)
         started = time.perf_counter()
@@ -77,9 +77,12 @@ def run(turns: int, steps: int, workdir: Path) -> dict:
         base = load_model(embedded_model_path(), n_ctx=2048)
         base_hits, base_tps = signs_off(mem, base, HELD_OUT, 64)
         base.close()
-        tuned, active = load_chat_model(mem, embedded_model_path(), n_ctx=2048)
+        # The trained adapter whatever the gate said (the gate's verdict is reported beside it).
+        with AdapterRegistry(mem.db).materialise(report.adapter.id) as lora:
+            tuned = load_model(embedded_model_path(), n_ctx=2048, lora_path=lora)
         tuned_hits, tuned_tps = signs_off(mem, tuned, HELD_OUT, 64)
         tuned.close()
+        active = AdapterRegistry(mem.db).active(report.adapter.base_fingerprint)
         adapter = report.adapter
         return {
             "status": report.status, "device": metrics["device"], "turns_with_feedback": turns,
@@ -88,6 +91,7 @@ def run(turns: int, steps: int, workdir: Path) -> dict:
             "train_s_per_100_examples": round(metrics["train_seconds"] / examples_seen * 100, 1),
             "nightly_job_s": round(job_s, 1), "loss_first": metrics["loss_first"], "loss_last": metrics["loss_last"],
             "adapter_bytes_stored": adapter.size_bytes, "adapter_active": active is not None,
+            "learning_rate": lr,
             "gate": metrics["gate"],
             "held_out_sign_off": {"base": f"{base_hits}/{len(HELD_OUT)}", "adapter": f"{tuned_hits}/{len(HELD_OUT)}"},
             "tokens_per_s": {"base": base_tps, "adapter": tuned_tps,
@@ -101,10 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--turns", type=int, default=16, help="chat turns whose replies get the edited sign-off")
-    parser.add_argument("--steps", type=int, default=40, help="optimizer steps")
+    parser.add_argument("--steps", type=int, default=16, help="optimizer steps")
+    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="memdesk-adapter-bench-") as tmp:
-        report = run(args.turns, args.steps, Path(tmp))
+        report = run(args.turns, args.steps, args.lr, Path(tmp))
     write_report(report, args.out, "bench.adapter", argv)
     return 0
 

@@ -69,3 +69,22 @@ def embedded_hf(tmp_path_factory):
     from engine.llm.registry import embedded_model_path
 
     return export_gguf_to_hf(embedded_model_path(), tmp_path_factory.mktemp("embedded-hf") / "smollm2")
+
+
+@pytest.fixture
+def runner(qtbot):
+    """A TaskRunner for Qt tests (tests/ui, tests/app), drained before the vault closes."""
+    from ui.tasks import TaskRunner
+
+    tasks = TaskRunner()
+    yield tasks
+    qtbot.waitUntil(lambda: tasks.pending == 0, timeout=30000)
+    tasks.shutdown()
+
+
+@pytest.fixture
+def settle(qtbot, runner):
+    """Wait until every background task has finished and delivered its result."""
+    def wait(timeout: int = 30000) -> None:
+        qtbot.waitUntil(lambda: runner.pending == 0, timeout=timeout)
+    return wait

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFrame, QHBoxLayout, Q
 from engine.api import Memory
 from engine.cube import MemoryItem
 from engine.curation import Conflict, Resolution, conflicts, resolve
+from ui.labels import empty_label, message_label
 from ui.tasks import TaskRunner
 
 EMPTY_TEXT = ("No conflicts. When a new fact contradicts one you pinned or edited, "
@@ -277,18 +278,11 @@ class ConflictsView(QWidget):
         reload_button.setDefaultAction(self.refresh_action)
         header.addWidget(reload_button)
 
-        self.message = QLabel()
-        self.message.setObjectName("conflictsMessage")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message.hide()
+        self.message = message_label("conflictsMessage")
         layout.addWidget(self.message)
 
         self.stack = QStackedWidget()
-        self.empty = QLabel(EMPTY_TEXT)
-        self.empty.setObjectName("conflictsEmpty")
-        self.empty.setWordWrap(True)
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty = empty_label(EMPTY_TEXT, "conflictsEmpty")
         self.stack.addWidget(self.empty)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)

@@ -16,6 +16,7 @@ from PySide6.QtGui import QAction, QIcon, QImage, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QStackedWidget, QStyle, QToolButton, QVBoxLayout, QWidget
 
 from engine.api import Memory
+from ui.labels import empty_label, message_label
 from ui.tasks import TaskRunner
 from ui.timeline_canvas import TimelineCanvas
 from ui.timeline_data import DEFAULT_LIMIT, TimelineData, format_date, lane_colour, load_timeline
@@ -64,18 +65,11 @@ class TimelineView(QWidget):
 
         layout = QVBoxLayout(self)
         self._toolbar(layout)
-        self.message = QLabel()
-        self.message.setObjectName("timelineMessage")
-        self.message.setWordWrap(True)
-        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.message.hide()
+        self.message = message_label("timelineMessage")
         layout.addWidget(self.message)
 
         self.stack = QStackedWidget()
-        self.empty = QLabel(EMPTY_TEXT)
-        self.empty.setObjectName("timelineEmpty")
-        self.empty.setWordWrap(True)
-        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty = empty_label(EMPTY_TEXT, "timelineEmpty")
         self.stack.addWidget(self.canvas)
         self.stack.addWidget(self.empty)
         layout.addWidget(self.stack, 1)

@@ -22,23 +22,6 @@ from engine.sessions import Sessions  # noqa: E402
 from ui.chat_window import MainWindow  # noqa: E402
 
 
-@pytest.fixture
-def runner(qtbot):
-    from ui.tasks import TaskRunner
-
-    tasks = TaskRunner()
-    yield tasks
-    qtbot.waitUntil(lambda: tasks.pending == 0, timeout=30000)
-    tasks.shutdown()
-
-
-@pytest.fixture
-def settle(qtbot, runner):
-    def wait(timeout: int = 30000) -> None:
-        qtbot.waitUntil(lambda: runner.pending == 0, timeout=timeout)
-    return wait
-
-
 def make(qtbot, mem, runner, scheduler=None, **kwargs) -> tuple[MainWindow, ChatController]:
     window = MainWindow(mem, runner)
     qtbot.addWidget(window)
