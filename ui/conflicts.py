@@ -9,8 +9,6 @@ The decision itself lives in the engine (`engine.curation.resolve`); this view o
 from __future__ import annotations
 
 import html
-import weakref
-from collections.abc import Callable
 from datetime import datetime
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -23,7 +21,7 @@ from engine.api import Memory
 from engine.cube import MemoryItem
 from engine.curation import Conflict, Resolution, conflicts, resolve
 from ui.labels import empty_label, message_label
-from ui.tasks import TaskRunner
+from ui.tasks import TaskRunner, weakly
 
 EMPTY_TEXT = ("No conflicts. When a new fact contradicts one you pinned or edited, "
               "both are kept and shown here.")
@@ -32,19 +30,6 @@ _DONE_TEXT = {Resolution.KEEP_FIRST: "Kept the older memory; the newer one is ar
               Resolution.KEEP_SECOND: "Kept the newer memory; the older one is archived.",
               Resolution.KEEP_BOTH: "Kept both memories; they are now linked as related.",
               Resolution.MERGE: "Merged into one memory; the newer one is archived."}
-
-
-def _weakly(method: Callable[..., None], *leading: object) -> Callable[[object], None]:
-    """A runner callback that holds its widget weakly. The worker thread may drop the last
-    reference to a callback; were that the widget's last reference, Qt would delete the widget
-    off the GUI thread (seen as random crashes in layout code)."""
-    ref = weakref.WeakMethod(method)
-
-    def call(value: object) -> None:
-        bound = ref()
-        if bound is not None:
-            bound(*leading, value)
-    return call
 
 
 def _date(value: datetime | None) -> str:
@@ -302,8 +287,8 @@ class ConflictsView(QWidget):
         self._generation += 1
         generation = self._generation
         mem = self.mem
-        self.runner.read(lambda: conflicts(mem), on_done=_weakly(self._on_loaded, generation),
-                         on_error=_weakly(self._on_load_failed, generation))
+        self.runner.read(lambda: conflicts(mem), on_done=weakly(self._on_loaded, generation),
+                         on_error=weakly(self._on_load_failed, generation))
 
     def _on_loaded(self, generation: int, found: list[Conflict]) -> None:
         if generation != self._generation:
@@ -373,8 +358,8 @@ class ConflictsView(QWidget):
         def work() -> list[MemoryItem]:
             return resolve(mem, first_id, second_id, resolution, merged_text)
 
-        self.runner.write(work, on_done=_weakly(self._on_resolved, [first_id, second_id], resolution),
-                          on_error=_weakly(self._on_resolve_failed, conflict))
+        self.runner.write(work, on_done=weakly(self._on_resolved, [first_id, second_id], resolution),
+                          on_error=weakly(self._on_resolve_failed, conflict))
 
     def _on_resolved(self, ids: list[str], resolution: Resolution, _kept: object) -> None:
         self._show_message(_DONE_TEXT[resolution])

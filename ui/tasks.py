@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -145,3 +146,15 @@ class TaskRunner(QObject):
         self.closed = True
         return all(pool.waitForDone(timeout_ms) for pool in self._pools.values())
 
+
+
+def weakly(method: Callable[..., None], *leading: object) -> Callable[[Any], None]:
+    """A callback that holds its widget weakly: a result arriving after the view was closed
+    and collected is dropped instead of keeping the view alive until the task ends."""
+    ref = weakref.WeakMethod(method)
+
+    def call(value: Any) -> None:
+        bound = ref()
+        if bound is not None:
+            bound(*leading, value)
+    return call

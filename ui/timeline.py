@@ -6,8 +6,6 @@ empty state, and loads the data on a reader thread.
 """
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable
 from datetime import datetime
 
 import numpy as np
@@ -17,7 +15,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QStackedWidget, QStyle, QTool
 
 from engine.api import Memory
 from ui.labels import empty_label, message_label
-from ui.tasks import TaskRunner
+from ui.tasks import TaskRunner, weakly
 from ui.timeline_canvas import TimelineCanvas
 from ui.timeline_data import DEFAULT_LIMIT, TimelineData, format_date, lane_colour, load_timeline
 
@@ -25,19 +23,6 @@ EMPTY_TEXT = ("No memories yet — chat, capture a note or add a folder, and eac
               "at the date it happened.")
 LEGEND_TEXT = ("● has a date  ○ no date, placed when saved  ◉ pinned (ringed)  ▮ many memories: taller = more"
                "  ·  Wheel: zoom  Drag: pan  Shift+drag: select dates  Click: open")
-
-
-def _weakly(method: Callable[..., None], *leading: object) -> Callable[[object], None]:
-    """A runner callback that holds its widget weakly. The worker thread may drop the last
-    reference to a callback; were that the widget's last reference, Qt would delete the widget
-    off the GUI thread (seen as random crashes in layout code)."""
-    ref = weakref.WeakMethod(method)
-
-    def call(value: object) -> None:
-        bound = ref()
-        if bound is not None:
-            bound(*leading, value)
-    return call
 
 
 class TimelineView(QWidget):
@@ -129,8 +114,8 @@ class TimelineView(QWidget):
         mem, limit = self.mem, self.limit
         if not self.is_loaded:
             self.summary.setText("Loading…")
-        self.runner.read(lambda: load_timeline(mem, limit), on_done=_weakly(self._on_loaded, generation),
-                         on_error=_weakly(self._on_failed, generation))
+        self.runner.read(lambda: load_timeline(mem, limit), on_done=weakly(self._on_loaded, generation),
+                         on_error=weakly(self._on_failed, generation))
 
     def _on_loaded(self, generation: int, data: TimelineData) -> None:
         if generation != self._generation:
