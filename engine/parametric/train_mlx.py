@@ -36,16 +36,13 @@ import numpy as np
 from engine.errors import InvalidInputError, ModelError
 from engine.llm.base import fingerprint_folder
 from engine.parametric.render import prompt_text, reply_text
-from engine.parametric.types import Dataset, Progress, ShouldStop, TrainConfig, TrainResult
+from engine.parametric.types import Dataset, Progress, ShouldStop, TrainConfig, TrainResult, check_resume
 
 ADAPTER_MANIFEST = "memdesk_adapter.json"  # same name as the torch trainer's: what the adapter was trained on
 ADAPTER_WEIGHTS = "adapters.safetensors"  # mlx-lm's names, so its loader finds them
 ADAPTER_CONFIG = "adapter_config.json"
 _STATE_FILE = "trainer_state.json"
 _OPTIMIZER_FILE = "optimizer.safetensors"
-# Settings that change the weights a run produces: a checkpoint only resumes a run that agrees on them.
-_RUN_KEYS = ("rank", "alpha", "dropout", "learning_rate", "steps", "batch_size", "max_seq_len",
-             "target_modules", "seed", "dpo_beta")
 # Architectures whose forward is `model.model(...)` then the (tied) vocabulary projection: for
 # them the projection runs only where a token is scored (a fifth of a 135M model's work).
 _SPLIT_HEAD_TYPES = ("llama", "qwen2", "qwen3")
@@ -227,16 +224,6 @@ def _sequence_logprobs(model: Any, batch: tuple, n_rows: int) -> Any:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _check_resume(state: dict, config: TrainConfig, dataset: Dataset) -> None:
-    mine = config.to_dict()
-    theirs = state.get("config", {})
-    changed = [k for k in _RUN_KEYS if theirs.get(k) != mine[k]]
-    if changed or state.get("snapshot") != dataset.snapshot:
-        what = f"settings {', '.join(changed)}" if changed else "training data"
-        raise InvalidInputError(f"The checkpoint was made with other {what}; it cannot continue this run. "
-                                "Discard it and start again.")
-
-
 def _save_adapter(mx: Any, model: Any, folder: Path, adapter_config: dict, manifest: dict) -> None:
     from mlx.utils import tree_flatten
 
@@ -313,7 +300,7 @@ def train(mlx_dir: Path, dataset: Dataset, out_dir: Path, config: TrainConfig = 
             raise InvalidInputError(f"{resume_from} is not an MLX training checkpoint (no {_STATE_FILE}); "
                                     "start a new run.")
         state = json.loads(state_file.read_text(encoding="utf-8"))
-        _check_resume(state, config, dataset)
+        check_resume(state, config, dataset)
     with mx.stream(device):
         return _run(mx, mlx_dir, hf, dataset, out_dir, config, device_name, state, resume_from,
                     progress, should_stop, started)

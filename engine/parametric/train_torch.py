@@ -31,13 +31,10 @@ from typing import Any
 
 from engine.errors import InvalidInputError, ModelError
 from engine.parametric.render import prompt_text, reply_text
-from engine.parametric.types import Dataset, Progress, ShouldStop, TrainConfig, TrainResult
+from engine.parametric.types import Dataset, Progress, ShouldStop, TrainConfig, TrainResult, check_resume
 
 ADAPTER_MANIFEST = "memdesk_adapter.json"  # written next to the peft files: what the adapter was trained on
 _STATE_FILE = "trainer_state.pt"
-# Settings that change the weights a run produces: a checkpoint only resumes a run that agrees on them.
-_RUN_KEYS = ("rank", "alpha", "dropout", "learning_rate", "steps", "batch_size", "max_seq_len",
-             "target_modules", "seed", "dpo_beta")
 _IGNORE = -100  # label of a token that carries no loss (prompt and padding)
 
 
@@ -218,16 +215,6 @@ def _sequence_logprob(model: Any, batch: Any, n_rows: int):
 # ----------------------------------------------------------------------------- training
 
 
-def _check_resume(state: dict, config: TrainConfig, dataset: Dataset) -> None:
-    mine = config.to_dict()
-    theirs = state.get("config", {})
-    changed = [k for k in _RUN_KEYS if theirs.get(k) != mine[k]]
-    if changed or state.get("snapshot") != dataset.snapshot:
-        what = f"settings {', '.join(changed)}" if changed else "training data"
-        raise InvalidInputError(f"The checkpoint was made with other {what}; it cannot continue this run. "
-                                "Discard it and start again.")
-
-
 def _save_checkpoint(model: Any, optimizer: Any, step: int, losses: list[float], config: TrainConfig,
                      dataset: Dataset, folder: Path, manifest: dict) -> Path:
     """Write the checkpoint beside its final place and rename it in, so a crash mid-write
@@ -300,7 +287,7 @@ def train(hf_dir: Path, dataset: Dataset, out_dir: Path, config: TrainConfig = T
         if not state_file.is_file():
             raise InvalidInputError(f"{resume_from} is not a training checkpoint (no {_STATE_FILE}); start a new run.")
         state = torch.load(state_file, map_location="cpu", weights_only=True)
-        _check_resume(state, config, dataset)
+        check_resume(state, config, dataset)
 
     with _cpu_threads(device, threads):
         return _run(hf_dir, hf, dataset, out_dir, config, device, device_name, dtype, state, resume_from,

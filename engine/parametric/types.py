@@ -81,6 +81,24 @@ class TrainConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
+# Settings that change the weights a run produces: a checkpoint only resumes a run that agrees on them.
+RUN_KEYS = ("rank", "alpha", "dropout", "learning_rate", "steps", "batch_size", "max_seq_len",
+            "target_modules", "seed", "dpo_beta")
+
+
+def check_resume(state: dict, config: TrainConfig, dataset: Dataset) -> None:
+    """Refuse a checkpoint made with other weight-affecting settings or other data (both trainers)."""
+    from engine.errors import InvalidInputError
+
+    mine = config.to_dict()
+    theirs = state.get("config", {})
+    changed = [k for k in RUN_KEYS if theirs.get(k) != mine[k]]
+    if changed or state.get("snapshot") != dataset.snapshot:
+        what = f"settings {', '.join(changed)}" if changed else "training data"
+        raise InvalidInputError(f"The checkpoint was made with other {what}; it cannot continue this run. "
+                                "Discard it and start again.")
+
+
 @dataclass
 class TrainResult:
     adapter_dir: Path  # the trainer's native adapter folder (peft or mlx)

@@ -15,16 +15,6 @@ from ui.transcript import RENDER_INTERVAL_MS, THINKING  # noqa: E402
 ANA = ("m-ana", "The user's sister Ana lives in Porto and works as a nurse at the São João hospital.")
 
 
-@pytest.fixture
-def window(qtbot, kw_mem, runner, settle):
-    win = MainWindow(kw_mem, runner)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    settle()
-    return win
-
-
 def ready(win: MainWindow) -> None:
     win.set_model_status("ready", "Model: fake (fake)")
 

@@ -21,16 +21,6 @@ PREFERRED = "Lisbon. (It has been the capital since 1255.)"
 
 
 @pytest.fixture
-def window(qtbot, kw_mem, runner, settle):
-    win = MainWindow(kw_mem, runner)
-    qtbot.addWidget(win)
-    win.show()
-    qtbot.waitExposed(win)
-    settle()
-    return win
-
-
-@pytest.fixture
 def chat(qtbot, window, kw_mem, runner, settle):
     """The window driven by the chat controller on a scripted model."""
     controller = ChatController(kw_mem, runner, window, MemScheduler(JobQueue(kw_mem.db)),
