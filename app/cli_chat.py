@@ -26,7 +26,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             # The memory prefix's KV state persists in the vault, so a later `memdesk chat`
             # process starts from it instead of prefilling it again.
             chat = Chat(mem, model, ChatConfig(max_reply_tokens=args.max_tokens, user_name=args.user,
-                                               extract=not args.no_extract), jobs=jobs,
+                                               extract=not args.no_extract, profile=args.context), jobs=jobs,
                         activation=ActivationCache(mem.db))
             mem.wait_indexed()
             response = chat.send(args.message, args.session)
@@ -37,7 +37,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
             result = response.result
             if args.json:
                 json.dump({"session_id": result.session_id, "reply": response.text(), "activation": result.activation,
-                           "memory_ids": list(result.memory_ids), "preference_ids": list(result.preference_ids),
+                           "profile": result.profile, "memory_ids": list(result.memory_ids),
+                           "preference_ids": list(result.preference_ids),
+                           "memories": [m.memory for m in result.memories + result.preferences],
                            "history_used": result.history_used,
                            "stats": {"prompt_tokens": result.stats.prompt_tokens,
                                      "completion_tokens": result.stats.completion_tokens,
@@ -161,6 +163,8 @@ def register(command, json_flag) -> None:
     p.add_argument("--n-ctx", type=int, default=4096, metavar="N", help="context window (default: %(default)s)")
     p.add_argument("--max-tokens", type=int, default=256, metavar="N", help="longest reply (default: %(default)s)")
     p.add_argument("--user", default="User", help="your name, used in memories (default: %(default)s)")
+    p.add_argument("--context", default="auto", choices=["auto", "compact", "full"],
+                   help="how memories are laid out: by the model's size, compact (small models) or full")
     p.add_argument("--no-extract", action="store_true", help="do not mine this turn for lasting memories")
     p.add_argument("--no-model-extraction", dest="model_extraction", action="store_false",
                    help="extract with the deterministic rules only")

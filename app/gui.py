@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, QUrl, Signal
@@ -21,6 +22,7 @@ from app import settings_store
 from app.chat_controller import ChatController
 from app.scheduler_thread import SchedulerThread
 from engine.api import Memory
+from engine.chat import ChatConfig
 from engine.errors import MemDeskError, WrongKeyError
 from engine.jobs import JobQueue
 from engine.keys import KeyManager
@@ -116,7 +118,8 @@ class DesktopApp(QObject):
         self.capture = QuickCapture(mem, self.runner)
         self.tray = Tray()
         self.chat = ChatController(mem, self.runner, self.window, self.scheduler,
-                                   model_path=self.settings.model_path or None, backend=self.settings.backend)
+                                   model_path=self.settings.model_path or None, backend=self.settings.backend,
+                                   config=ChatConfig(profile=self.settings.context_profile))
         for widget in (self.window, self.browser, self.conflicts, self.timeline, self.capture):
             widget.setWindowIcon(QIcon(str(ICON)))
         self.conflicts.setWindowTitle("Conflicts — MemDesk")
@@ -323,7 +326,9 @@ class DesktopApp(QObject):
             self.window.show_error(str(exc))
             return
         old, self.settings = self.settings, new
-        if (new.model_path, new.backend) != (old.model_path, old.backend):
+        if new.context_profile != old.context_profile:
+            self.chat.config = replace(self.chat.config, profile=new.context_profile)
+        if (new.model_path, new.backend, new.context_profile) != (old.model_path, old.backend, old.context_profile):
             self.chat.set_model(new.model_path or None, new.backend)
         if new.watched_folders != old.watched_folders:
             self.start_watching()

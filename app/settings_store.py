@@ -26,7 +26,7 @@ from typing import Any
 from engine.errors import MemDeskError, StorageFullError
 from engine.llm.registry import BACKENDS
 from engine.paths import ProfilePaths, data_dir
-from ui.settings_model import AppSettings
+from ui.settings_model import CONTEXT_CHOICES, AppSettings
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +200,8 @@ def _valid(name: str, value: Any) -> bool:
         return isinstance(value, str)
     if name == "backend":
         return value in BACKENDS
+    if name == "context_profile":
+        return value in CONTEXT_CHOICES
     if name == "watched_folders":
         return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
     if name == "scheduler_enabled":

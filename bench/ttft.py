@@ -40,7 +40,7 @@ def measure(size: int, reps: int, model, workdir: Path) -> dict:
                       kdf=KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1))
     try:
         i = 0
-        chat = Chat(mem, model, ChatConfig(max_reply_tokens=8, extract=False))
+        chat = Chat(mem, model, ChatConfig(max_reply_tokens=8, extract=False, profile="full"))
         while True:
             note = " ".join(synthetic(rng, i * NOTE_SENTENCES + j)[0] + "." for j in range(NOTE_SENTENCES))
             mem.add(note, pinned=True, priority=1)
@@ -58,7 +58,7 @@ def measure(size: int, reps: int, model, workdir: Path) -> dict:
             forget_turns(mem)
             cold_ms.append(response.result.stats.prefill_ms)
         cache = ActivationCache(mem.db)
-        warm_chat = Chat(mem, model, ChatConfig(max_reply_tokens=8, extract=False), activation=cache)
+        warm_chat = Chat(mem, model, ChatConfig(max_reply_tokens=8, extract=False, profile="full"), activation=cache)
         stored = warm_chat.send(QUESTION)
         stored.text()
         forget_turns(mem)

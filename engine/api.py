@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from engine.cube import (AddResult, ChatMessage, Edge, Filters, MemoryItem, MemoryType, Relation,
                          SearchHit, Source, SourceRef, Status, Version, iso, new_id, to_utc, ts, utcnow)
 from engine.embed import Embedder
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 
 AddedHook = Callable[[list[MemoryItem]], None]
 """Called after a fast-path add commits, with the new items. Fine extraction plugs in here."""
+SUPERSEDED = "superseded"  # how a version's reason starts when a newer value replaced it
 ChangedHook = Callable[[list[str]], None]
 """Called after memories were edited, archived, deleted or purged, with their ids
 (activation memory drops cached prefixes that rendered them)."""
@@ -101,14 +104,15 @@ class Memory:
             source: str = Source.CAPTURE, scope: str = "default", sources: Sequence[SourceRef] = (),
             event_time: datetime | None = None, reference_time: datetime | None = None,
             confidence: float = 1.0, priority: int = 0, pinned: bool = False, expires: datetime | None = None,
-            visibility: str = "private", info: dict | None = None) -> AddResult:
-        """Store one memory now. Relative dates in the text resolve against `reference_time`."""
+            visibility: str = "private", info: dict | None = None, embed_text: str | None = None) -> AddResult:
+        """Store one memory now. Relative dates in the text resolve against `reference_time`.
+        `embed_text`: what the embedder sees instead of the text (e.g. the text with its context)."""
         reference = to_utc(reference_time) or utcnow()
         item = self._new_item(text, key=key, tags=tags, memory_type=memory_type, source=source, scope=scope,
                               sources=list(sources) or [SourceRef(type=str(source), chat_time=iso(reference))],
                               event_time=event_time, reference=reference, confidence=confidence,
                               priority=priority, pinned=pinned, expires=expires, visibility=visibility, info=info)
-        return self._store([(item, None)])[0]
+        return self._store([(item, embed_text)])[0]
 
     def add_messages(self, messages: Sequence[ChatMessage], *, scope: str = "default",
                      tags: Iterable[str] = ()) -> list[AddResult]:
@@ -213,6 +217,30 @@ class Memory:
             hook([full_id])
         return full_id
 
+    def supersede(self, memory_ids: Sequence[str], by: str, why: str) -> list[str]:
+        """Current truth: these memories state a value that `by` replaced. They are archived with
+        the reason and a MERGED_TO edge to `by`, in one transaction: search (live memories only)
+        stops giving them as current, while history, the browser and undo keep them."""
+        changed: list[str] = []
+        with self.db.write() as conn:
+            _, by_id = vault.resolve(conn, by)
+            for memory_id in dict.fromkeys(memory_ids):
+                rowid, full_id = vault.resolve(conn, memory_id)
+                if full_id == by_id or vault.fetch(conn, rowid).status not in (Status.ACTIVATED, Status.RESOLVING):
+                    continue
+                vault.update(conn, rowid, {"status": Status.ARCHIVED.value}, f"{SUPERSEDED}: {why}", None)
+                vault.add_edge(conn, full_id, by_id, Relation.MERGED_TO.value)
+                changed.append(full_id)
+        if changed:
+            for hook in self.on_changed:
+                hook(changed)
+        return changed
+
+    def turns_of_messages(self, message_ids: Sequence[str]) -> list[MemoryItem]:
+        """The live raw chat turns stored for these chat message ids."""
+        with self.db.read() as conn:
+            return vault.turns_of_messages(conn, list(message_ids))
+
     def link(self, src: str, dst: str, relation: Relation | str, weight: float = 1.0) -> None:
         with self.db.write() as conn:
             _, src_id = vault.resolve(conn, src)
@@ -238,21 +266,28 @@ class Memory:
 
     def search(self, query: str, *, k: int = 10, filters: Filters = Filters(), include_inactive: bool = False,
                reference_time: datetime | None = None, params: SearchParams = SearchParams(),
-               fresh: bool = False) -> list[SearchHit]:
-        """Hybrid search. `fresh=True` first indexes pending vectors so nothing is missed."""
+               fresh: bool = False, query_vector: np.ndarray | None = None,
+               keep: Callable[[MemoryItem], bool] | None = None) -> list[SearchHit]:
+        """Hybrid search. `fresh=True` first indexes pending vectors so nothing is missed.
+        `query_vector` (from `embed_query`) saves embedding the same text twice; `keep` drops
+        items from the results without letting them take one of the k places."""
         query = check_text(query, "query")
         if include_inactive:
             filters = replace(filters, statuses=())
         if fresh:
             self.wait_indexed()
         query_plan = self.plan(query, filters, reference_time)
-        qvec = None
-        if self.embedder is not None:
-            if self.indexer is not None:
-                self.indexer.prepare()
-            qvec = self.embedder.encode([query])[0]
+        qvec = query_vector if query_vector is not None else self.embed_query(query)
         with self.db.read() as conn:
-            return hybrid_search(conn, query_plan, qvec, k, params)
+            return hybrid_search(conn, query_plan, qvec, k, params, now=reference_time, keep=keep)
+
+    def embed_query(self, query: str) -> np.ndarray | None:
+        """The query's vector (None for a keyword-only vault), to pass to several searches."""
+        if self.embedder is None:
+            return None
+        if self.indexer is not None:
+            self.indexer.prepare()
+        return self.embedder.encode([query])[0]
 
     def list(self, filters: Filters = Filters(), *, order: str = "updated", limit: int = 100,
              offset: int = 0, after: str | None = None) -> list[MemoryItem]:

@@ -1,33 +1,44 @@
-"""One chat turn: read the query, retrieve, fit the budget, stream, store.
+"""One chat turn: recall, lay out for the model, fit the budget, stream, store.
 
     chat = Chat(mem, model)
     reply = chat.send("where does my sister live?")      # a lazy, streaming response
     for piece in reply: print(piece, end="")
-    reply.result.memory_ids                                # what the model was given
+    reply.result.memories                                  # what the model was given
 
-Budget rule: the prompt never exceeds the context window minus the reply's tokens.
-Pinned memories always go in; then preferences, retrieved memories (best first) and
-the conversation so far, newest turns first, so the oldest turns are what gets trimmed.
+What the model is given comes from engine.recall (current, relevant, one per fact); how
+it is laid out from the model's context profile (engine.context). Budget rule: the
+prompt, counted exactly in the model's own tokenizer and chat template, never exceeds
+the context window minus the reply's tokens. Pinned memories go in first; then
+preferences, retrieved memories (best first) and the conversation so far, newest turns
+first, so the oldest turns are what gets trimmed. The reply stops where the template
+starts another turn, or where the model starts writing the user's part.
 """
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from engine.activation import ActivationCache
 from engine.api import Memory
+from engine.context import Note, choose_profile, compact_system, compact_user_turn, memory_block
 from engine.cube import ChatMessage, Filters, MemoryItem, MemoryType, to_utc, utcnow
 from engine.errors import ModelError
 from engine.jobs import JobQueue
-from engine.activation import ActivationCache
-from engine.llm.base import ChatModel, ChatTurn, GenerationConfig, GenerationStats, StatefulModel
-from engine.reader import EXTRACT_JOB, extraction_payload, parse_query
+from engine.llm.base import ChatModel, ChatTurn, GenerationConfig, GenerationStats, StatefulModel, turn_markers
+from engine.notes import note_text
+from engine.reader import EXTRACT_JOB, extraction_payload
+from engine.recall import Recall, Recalled, recall
 from engine.resources import text as resource_text
 from engine.sessions import Message, Sessions
 from engine.text import check_text
 
-_SAFETY_TOKENS = 48  # template tokens around turns and the memory-block headers
+ASSISTANT = "MemDesk"
+# The grounding guard's opening (engine.context): the model only finishes this sentence.
+UNKNOWN_PREFIX = "I don't know: you haven't told me"
+ANSWER_MARGIN = 0.1  # a second note is quoted when it is this close to the best one
 
 
 @dataclass(frozen=True)
@@ -39,9 +50,16 @@ class ChatConfig:
     repeat_penalty: float = 1.15
     memory_k: int = 10
     preference_k: int = 5
-    history_turns: int = 20  # at most; fewer when the budget is tight
+    history_turns: int = 20  # at most; fewer when the budget is tight or the profile keeps fewer
     user_name: str = "User"
     extract: bool = True  # queue fine extraction of each user turn
+    # When the user asked for short answers (a stored preference), replies stop sooner.
+    brief_reply_tokens: int = 64
+    profile: str = "auto"  # context profile: "auto" (by model size), "compact" or "full"
+    # Personal questions answered with the notes that answer them, where the profile does so
+    # (compact); off, the model answers from the notes itself (measured both ways in bench.answers).
+    answer_from_memory: bool = True
+    scope: str | None = None  # retrieve from this scope only (None: every scope)
 
 
 @dataclass
@@ -56,6 +74,12 @@ class TurnResult:
     history_used: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
     activation: str = "off"  # "hit" | "stored" | "unaligned" | "off"
+    profile: str = ""  # the context profile the turn was laid out with
+    memories: tuple[MemoryItem, ...] = ()  # what the model was given, as given
+    preferences: tuple[MemoryItem, ...] = ()
+    reply_prefix: str = ""  # the grounding guard's opening, when it spoke
+    brief: bool = False  # a stored preference for short answers shortened the reply
+    answered_from_memory: bool = False  # the reply quotes the memories that answer the question
 
 
 class ChatResponse:
@@ -95,12 +119,30 @@ class ChatResponse:
         self._finish("".join(self._text))
 
 
+@dataclass
+class _Plan:
+    """One turn laid out for the model, within the budget."""
+
+    turns: list[ChatTurn]
+    prompt: str
+    prompt_tokens: int
+    memories: list[MemoryItem]
+    preferences: list[MemoryItem]
+    history_used: int
+    prefix_ids: list[str]
+    reply_prefix: str = ""
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    direct: str = ""  # the reply, answered from memory without the model
+
+
 class Chat:
     def __init__(self, mem: Memory, model: ChatModel, config: ChatConfig = ChatConfig(),
                  jobs: JobQueue | None = None, activation: ActivationCache | None = None):
         self.mem = mem
         self.model = model
         self.config = config
+        self.profile = choose_profile(model.info, config.profile)
         self.sessions = Sessions(mem.db)
         self.jobs = jobs
         self.activation = activation
@@ -108,6 +150,9 @@ class Chat:
         # will likely need, rendered into that session's cacheable prefix.
         self.predicted: dict[str, list[MemoryItem]] = {}
         self.on_reply: list[Callable[[TurnResult], None]] = []  # "reply finished" trigger
+        user = config.user_name
+        self._stops = tuple(dict.fromkeys(
+            turn_markers(model) + (f"\n{user}:", "\nUser:", "\nAssistant:", "\nQuestion:", "\nNotes about me")))
 
     def send(self, text: str, session_id: str | None = None, *, now: datetime | None = None) -> ChatResponse:
         text = check_text(text, "message")
@@ -116,117 +161,164 @@ class Chat:
         t0 = time.perf_counter()
         session = self.sessions.get(session_id) if session_id else self.sessions.create(_title(text))
         try:
-            history = self.sessions.messages(session.id, limit=self.config.history_turns)
-            intent = parse_query(text, now)
-            hits = self.mem.search(text, k=self.config.memory_k, reference_time=now)
-            # Turns of this very session are already in the history part of the prompt.
-            memories = [h.item for h in hits if not _from_session(h.item, session.id)]
-            preferences = self._preferences(text, intent.memory_types)
+            history = self.sessions.messages(session.id, limit=min(self.config.history_turns,
+                                                                   self.profile.history_turns))
+            found = self.recall(text, session.id, now)
             timings["retrieve_ms"] = (time.perf_counter() - t0) * 1000
-            turns, used_memories, used_prefs, used_history, prefix_ids = self._fit(
-                text, now, self._core(session.id), preferences, memories, history)
+            plan = self._fit(text, now, found, history, session.id)
         except BaseException:
             if not session_id:  # a message that cannot be sent leaves no empty session behind
                 self.sessions.delete(session.id)
             raise
         # Stored only once the turn can go ahead (a message too long for the model is refused first).
         user_message = self.sessions.append(session.id, "user", text, when=now)
-        prompt = self.model.render_chat(turns)
         result = TurnResult(session_id=session.id, user_message=user_message,
-                            memory_ids=tuple(m.id for m in used_memories),
-                            preference_ids=tuple(m.id for m in used_prefs), prompt=prompt,
-                            history_used=used_history, timings_ms=timings)
-        if self.activation is not None and isinstance(self.model, StatefulModel):
+                            memory_ids=tuple(m.id for m in plan.memories),
+                            preference_ids=tuple(m.id for m in plan.preferences), prompt=plan.prompt,
+                            history_used=plan.history_used, timings_ms=timings, profile=self.profile.name,
+                            memories=tuple(plan.memories), preferences=tuple(plan.preferences),
+                            reply_prefix=plan.reply_prefix, brief=found.brief)
+        result.stats.prompt_tokens = plan.prompt_tokens
+        if self.activation is not None and self.profile.cacheable_prefix and isinstance(self.model, StatefulModel):
             t0 = time.perf_counter()
-            result.activation = self._activate(turns[0], prompt, prefix_ids)
+            result.activation = self._activate(plan.turns[0], plan.prompt, plan.prefix_ids)
             timings["activation_ms"] = (time.perf_counter() - t0) * 1000
-        config = GenerationConfig(max_tokens=self.config.max_reply_tokens, temperature=self.config.temperature,
-                                  repeat_penalty=self.config.repeat_penalty)
-        pieces = self.model.stream(prompt, config, result.stats)
+        config = GenerationConfig(max_tokens=plan.max_tokens, temperature=self.config.temperature,
+                                  repeat_penalty=self.config.repeat_penalty, stop=plan.stop)
+        if plan.direct:
+            result.stats.stopped_by, result.answered_from_memory = "memory", True
+            pieces: Iterator[str] = iter([plan.direct])
+        else:
+            pieces = self.model.stream(plan.prompt + plan.reply_prefix, config, result.stats)
+        if plan.reply_prefix:
+            pieces = _guarded(plan.reply_prefix, pieces, result.stats)
+        elif found.brief and not plan.direct:
+            pieces = _whole_sentences(pieces, result.stats)
         return ChatResponse(pieces, result, lambda reply: self._store(result, text, reply, now))
 
-    # ------------------------------------------------------------ retrieval
+    def recall(self, text: str, session_id: str | None, now: datetime) -> Recall:
+        """What this turn may be given (engine.recall); benchmarks override it to give gold evidence."""
+        return recall(self.mem, text, session_id=session_id, now=now, profile=self.profile,
+                      k=self.config.memory_k, preference_k=self.config.preference_k, scope=self.config.scope)
+
+    # ------------------------------------------------------------ the prefix
     def _core(self, session_id: str) -> list[MemoryItem]:
         """What the memory prefix holds: pinned memories, then those predicted for this session."""
-        core = self.mem.list(Filters(pinned=True), order="priority", limit=20)
+        core = self.mem.list(Filters(pinned=True, scope=self.config.scope), order="priority", limit=20)
         known = {m.id for m in core}
         return core + [m for m in self.predicted.get(session_id, []) if m.id not in known]
 
     def prefix_for(self, session_id: str, now: datetime | None = None) -> tuple[ChatTurn, list[str]]:
         """The memory prefix the next turn of this session will start with (for precomputing)."""
-        standing = self.mem.list(Filters(memory_types=(MemoryType.PREFERENCE.value,)), order="priority",
-                                 limit=self.config.preference_k)
-        turns, _, _, _, ids = self._fit("", to_utc(now) or utcnow(), self._core(session_id), standing, [], [])
-        return turns[0], ids
-
-    def _preferences(self, text: str, wanted: tuple[str, ...]) -> list[MemoryItem]:
-        """Standing preferences (highest priority first; they go into the cacheable prefix),
-        then those relevant to this message; more of both when it is about preferences."""
-        only_prefs = Filters(memory_types=(MemoryType.PREFERENCE.value,))
-        k = self.config.preference_k * (2 if MemoryType.PREFERENCE.value in wanted else 1)
-        standing = self.mem.list(only_prefs, order="priority", limit=k)
-        found = {item.id: item for item in standing}
-        for hit in self.mem.search(text, k=k, filters=only_prefs):
-            found.setdefault(hit.item.id, replace(hit.item, info={**hit.item.info, "_relevant": True}))
-        return list(found.values())
+        now = to_utc(now) or utcnow()
+        if not self.profile.cacheable_prefix:
+            return ChatTurn("system", compact_system(ASSISTANT, None, brief=False)), []
+        standing = self.mem.list(Filters(memory_types=(MemoryType.PREFERENCE.value,), scope=self.config.scope),
+                                 order="priority", limit=self.config.preference_k)
+        plan = self._fit("", now, Recall(standing=standing), [], session_id, prefix_only=True)
+        return plan.turns[0], plan.prefix_ids
 
     # --------------------------------------------------------------- budget
-    def _fit(self, text: str, now: datetime, core: list[MemoryItem], preferences: list[MemoryItem],
-             memories: list[MemoryItem], history: list[Message]):
-        budget = self.model.info.n_ctx - self.config.max_reply_tokens - _SAFETY_TOKENS
+    def _fit(self, text: str, now: datetime, found: Recall, history: list[Message], session_id: str,
+             prefix_only: bool = False) -> _Plan:
+        """Lay the turn out within the context: the reply's tokens are kept free, then the
+        prompt is counted exactly (rendered in the model's chat template and tokenized). Pieces
+        are added by priority (pinned, preferences, memories, the newest conversation first);
+        if the exact count still overflows, the least important piece goes and it is counted again."""
+        max_tokens = self.config.max_reply_tokens
+        if found.brief:
+            max_tokens = min(max_tokens, self.config.brief_reply_tokens)
+        plan = _Plan([], "", 0, [], [], 0, [], max_tokens=max_tokens, stop=self._stops)
+        answers = _answering(found) if found.personal_question and not prefix_only else []
+        if self.profile.guard_unknown and found.personal_question and not answers and not prefix_only:
+            # Nothing relevant is known: say so, and let the model only finish that sentence.
+            plan.reply_prefix, plan.max_tokens = UNKNOWN_PREFIX, 24
+            plan.stop = self._stops + (".", "!", "\n")
+        elif self.profile.answer_from_memory and self.config.answer_from_memory and answers:
+            plan.direct = _quote([note_text(r.item, self.config.user_name, second_person=True) for r in answers])
+        budget = self.model.info.n_ctx - plan.max_tokens
+        pieces = self._pieces(found, history, session_id)
         count = lambda s: len(self.model.tokenize(s, special=False))  # noqa: E731
-        user = self.config.user_name
-        base = count(_system(user, now, [], [])) + count(text) + _SAFETY_TOKENS
-        if base > budget:
-            raise ModelError(f"The message is too long for this model's {self.model.info.n_ctx}-token context; "
-                             "shorten it or choose a model with a larger context in Settings.")
-        used = base
-        chosen_prefs: list[MemoryItem] = []
-        chosen: list[MemoryItem] = []
-        for item in core:  # pinned (and predicted) memories go in first: cut only if they alone overflow
-            cost = count(_line(item)) + 1
+        chosen: list[_Piece] = []
+        used = count(text) + count(compact_system(ASSISTANT, _today(now), found.brief))
+        for piece in pieces:
+            cost = count(piece.text) + piece.overhead
             if used + cost <= budget:
-                (chosen_prefs if item.memory_type == MemoryType.PREFERENCE.value else chosen).append(item)
+                chosen.append(piece)
                 used += cost
-        for item in preferences:
-            if item.id in {p.id for p in chosen_prefs}:
-                continue
-            cost = count(_line(item)) + 1
-            if used + cost <= budget:
-                chosen_prefs.append(item)
-                used += cost
-        # Memories may take at most 2/3 of what is left, so some conversation always fits.
-        memory_budget = used + (budget - used) * 2 // 3
-        for item in memories:
-            if item.id in {c.id for c in chosen} or item.id in {p.id for p in chosen_prefs}:
-                continue
-            cost = count(_line(item)) + 1
-            if used + cost <= memory_budget:
-                chosen.append(item)
-                used += cost
-        kept: list[Message] = []
-        for message in reversed(history):  # newest first: the oldest turns are trimmed
-            cost = count(message.content) + 4
-            if used + cost > budget:
+        while True:
+            turns, plan_fields = self._layout(text, now, found, chosen, prefix_only)
+            prompt = self.model.render_chat(turns, add_generation_prompt=not prefix_only)
+            n = len(self.model.tokenize(prompt))
+            if n <= budget or prefix_only:
                 break
-            kept.append(message)
-            used += cost
-        kept.reverse()
+            droppable = [p for p in chosen if p.kind != "pinned"] or chosen
+            if not droppable:
+                raise ModelError(f"The message is too long for this model's {self.model.info.n_ctx}-token context "
+                                 f"({n} tokens with the reply's {plan.max_tokens}); shorten it or choose a model "
+                                 "with a larger context in Settings.")
+            chosen.remove(min(droppable, key=lambda p: p.rank))
+        plan.turns, plan.prompt, plan.prompt_tokens = turns, prompt, n + len(self.model.tokenize(plan.reply_prefix))
+        plan.memories, plan.preferences, plan.history_used, plan.prefix_ids = plan_fields
+        if plan.direct:  # what was quoted is what was given
+            plan.memories = [r.item for r in answers if r.item.memory_type != MemoryType.PREFERENCE.value]
+            plan.preferences = [r.item for r in answers if r.item.memory_type == MemoryType.PREFERENCE.value]
+        return plan
+
+    def _pieces(self, found: Recall, history: list[Message], session_id: str) -> list["_Piece"]:
+        """Everything a turn could hold, most important first; `rank` orders what goes first when trimming."""
+        user, second = self.config.user_name, self.profile.second_person
+        pieces: list[_Piece] = []
+        seen: set[str] = set()
+
+        def add(item: MemoryItem, kind: str) -> None:
+            if item.id not in seen:
+                seen.add(item.id)
+                when = (item.event_time or item.created_at) if found.asks_when else None
+                pieces.append(_Piece(kind, note_text(item, user, second_person=second), item, when=when))
+
+        if self.profile.cacheable_prefix:
+            for item in self._core(session_id):
+                add(item, "pinned")
+            for item in found.standing:
+                add(item, "standing")
+        for recalled in found.preferences[: self.profile.max_preferences]:
+            add(recalled.item, "preference")
+        for recalled in found.memories[: self.profile.max_notes]:
+            add(recalled.item, "memory")
+        for message in reversed(history):  # newest first: the oldest turns are what gets trimmed
+            pieces.append(_Piece("history", message.content, None, message=message, overhead=8))
+        for rank, piece in enumerate(reversed(pieces)):
+            piece.rank = rank
+        return pieces
+
+    def _layout(self, text: str, now: datetime, found: Recall, chosen: list["_Piece"], prefix_only: bool):
+        user = self.config.user_name
+        notes = lambda kinds: [Note(p.item.id, p.text, p.when) for p in chosen if p.kind in kinds]  # noqa: E731
+        history = sorted((p.message for p in chosen if p.kind == "history"), key=lambda m: m.seq)
+        conversation = [ChatTurn(m.role, m.content) for m in history]
+        given = [p.item for p in chosen if p.kind in ("pinned", "memory")]
+        prefs = [p.item for p in chosen if p.kind in ("standing", "preference")]
+        if not self.profile.cacheable_prefix:
+            today = _today(now) if found.asks_when else None
+            turns = [ChatTurn("system", compact_system(ASSISTANT, today, found.brief)), *conversation,
+                     ChatTurn("user", compact_user_turn(text, notes(("memory",)), notes(("preference",))))]
+            return turns, (given, prefs, len(history), [])
         # The first system turn is the memory prefix: stable across turns (pinned memories and
         # standing preferences), so its KV state can be cached. What this message retrieved
         # goes in a second block right before it.
-        core_ids = {m.id for m in core}
-        prefix_prefs = [m for m in chosen_prefs if "_relevant" not in m.info]
-        prefix_memories = [m for m in chosen if m.id in core_ids]
-        in_prefix = prefix_prefs + prefix_memories
-        turn_prefs = [m for m in chosen_prefs if "_relevant" in m.info]
-        turns = [ChatTurn("system", _system(user, now, prefix_prefs, prefix_memories))]
-        turns += [ChatTurn(m.role, m.content) for m in kept]
-        block = _memory_block(user, turn_prefs, [m for m in chosen if m.id not in core_ids])
+        prefix = [p for p in chosen if p.kind in ("pinned", "standing")]
+        system = resource_text("prompts/chat_system.txt").format(
+            user=user, today=_today(now), memories=memory_block(user, notes(("standing",)), notes(("pinned",)))).strip()
+        turns = [ChatTurn("system", system)]
+        if prefix_only:
+            return turns, (given, prefs, 0, [p.item.id for p in prefix])
+        turns += conversation
+        block = memory_block(user, notes(("preference",)), notes(("memory",)))
         if block:
             turns.append(ChatTurn("system", block))
         turns.append(ChatTurn("user", text))
-        return turns, chosen, chosen_prefs, len(kept), [m.id for m in in_prefix]
+        return turns, (given, prefs, len(history), [p.item.id for p in prefix])
 
     def _activate(self, prefix_turn: ChatTurn, prompt: str, memory_ids: list[str]) -> str:
         """Restore the KV state of the memory prefix, or compute and keep it. Returns what happened."""
@@ -262,28 +354,65 @@ class Chat:
             hook(result)
 
 
-def _from_session(item: MemoryItem, session_id: str) -> bool:
-    return item.memory_type == MemoryType.RAW_CHAT.value and any(s.session_id == session_id for s in item.sources)
+@dataclass
+class _Piece:
+    kind: str  # "pinned" | "standing" | "preference" | "memory" | "history"
+    text: str
+    item: MemoryItem | None
+    message: Message | None = None
+    when: datetime | None = None
+    overhead: int = 2  # the list marker and newline around a note
+    rank: int = 0  # lower = trimmed first
 
 
-def _line(item: MemoryItem) -> str:
-    when = (item.event_time or item.created_at).strftime("%d %b %Y")
-    return f"- ({when}) {item.memory}"
+def _answering(found: Recall) -> list[Recalled]:
+    """The notes that answer a personal question: the best one, and a second nearly as good; or,
+    for two hops, the note that names the person and the best one about them ("your brother is
+    called Callum", "Callum lives in Inverness")."""
+    ranked = sorted(found.memories + found.preferences, key=lambda r: r.relevance, reverse=True)
+    if not ranked:
+        return []
+    about = [r for r in ranked if any(n in r.item.memory for n in found.names)]
+    naming = [r for r in about if re.search(r"\b(?:called|named|name is)\b", r.item.memory)
+              or any(f"{w} {n}" in r.item.memory for n in found.names for w in ("my", "My", "your", "Your"))]
+    hops = [r for r in about if r not in naming]
+    if naming and hops:
+        return [naming[0], hops[0]]
+    return [r for r in ranked[:2] if r.relevance >= ranked[0].relevance - ANSWER_MARGIN]
 
 
-def _memory_block(user: str, preferences: list[MemoryItem], memories: list[MemoryItem]) -> str:
-    text = ""
-    if preferences:
-        text += f"\n{user}'s preferences. Your reply must respect them:\n" + "\n".join(
-            f"- {p.memory}" for p in preferences) + "\n"
-    if memories:
-        text += f"\nWhat you remember about {user} (dated):\n" + "\n".join(_line(m) for m in memories) + "\n"
-    return text.strip()
+def _quote(notes: list[str]) -> str:
+    said = " ".join(n if n.endswith((".", "!", "?")) else n + "." for n in notes)
+    if re.match(r"You(?:r\b|'|\b)", said):  # "From what you told me: your dog is called Pepper."
+        said = said[:1].lower() + said[1:]
+    return f"From what you told me: {said}"
 
 
-def _system(user: str, now: datetime, preferences: list[MemoryItem], memories: list[MemoryItem]) -> str:
-    return resource_text("prompts/chat_system.txt").format(
-        user=user, today=now.strftime("%A %d %B %Y"), memories=_memory_block(user, preferences, memories)).strip()
+def _whole_sentences(pieces: Iterator[str], stats: GenerationStats) -> Iterator[str]:
+    """A short reply cut by its token budget ends on its last whole sentence, not mid-word.
+    Text is held back from the last sentence end on, and let through when another one comes."""
+    held, said = "", False
+    for piece in pieces:
+        held += piece
+        end = max(held.rfind(". "), held.rfind("! "), held.rfind("? "), held.rfind("\n"))
+        if end >= 0:
+            yield held[:end + 1]
+            held, said = held[end + 1:], True
+    # The unfinished tail goes only when it is all there is (one long sentence) or was not cut.
+    if stats.stopped_by != "length" or not said or held.rstrip().endswith((".", "!", "?")):
+        yield held
+
+
+def _guarded(prefix: str, pieces: Iterator[str], stats: GenerationStats) -> Iterator[str]:
+    """The grounding guard's reply: its fixed opening, then the model's end of that one sentence."""
+    yield prefix
+    for piece in pieces:
+        yield piece.replace("\n", " ")
+    yield "."
+
+
+def _today(now: datetime) -> str:
+    return now.strftime("%A %d %B %Y")
 
 
 def _title(text: str) -> str:

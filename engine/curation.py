@@ -93,4 +93,12 @@ def resolve(mem: Memory, first_id: str, second_id: str, resolution: Resolution |
         kept, dropped = (first, second) if resolution is Resolution.KEEP_FIRST else (second, first)
     mem.update(dropped.id, status=Status.ARCHIVED.value, reason="conflict resolved")
     mem.link(dropped.id, kept.id, Relation.MERGED_TO)
+    # The chat turns that stated what was dropped must not come back as current either; after a
+    # merge the text is the person's own, so every turn behind either side is superseded.
+    stale = _said_in(dropped) | _said_in(first) if resolution is Resolution.MERGE else _said_in(dropped) - _said_in(kept)
+    mem.supersede([t.id for t in mem.turns_of_messages(sorted(stale))], by=kept.id, why="conflict resolved")
     return [mem.get(kept.id)]
+
+
+def _said_in(item: MemoryItem) -> set[str]:
+    return {s.message_id for s in item.sources if s.message_id}

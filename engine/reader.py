@@ -16,11 +16,14 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from engine.api import Memory
+from engine.api import SUPERSEDED, Memory
 from engine.cube import Filters, MemoryItem, MemoryType, Relation, Source, SourceRef, iso, to_utc, utcnow
 from engine.errors import InvalidInputError, MemDeskError
 from engine.llm.base import ChatModel, ChatTurn, GenerationConfig
+from engine.notes import is_assistant_turn, is_question_only, note_text, spoken_text, statements
 from engine.reader_rules import Extracted, Utterance, extract
+from engine.reader_updates import (UPDATE_SIMILARITY, Correction, common_nouns, corrections, holds_all, is_update,
+                                   same_thing, third_person)
 from engine.resources import text as resource_text
 from engine.text import keywords, normalise
 from engine.timeparse import TimeRange, find_time_range, resolve_event_time
@@ -200,9 +203,12 @@ class MemReader:
                 result = self.mem.add(item.memory, **fields)
                 self.mem.link(result.id, current.id, Relation.CONFLICT)
                 return Applied(result.id, "conflict", item)
-            self.mem.update(current.id, memory=item.memory, event_time=item.event_time,
-                            sources=current.sources + sources, confidence=item.confidence,
-                            reason=f"superseded by conversation ({', '.join(item.message_ids)})")
+            # The current sources are the turns that said the new value; history keeps the old ones,
+            # and the turns that said only the old value stop being given as current.
+            self.mem.update(current.id, memory=item.memory, event_time=item.event_time, sources=sources,
+                            confidence=item.confidence,
+                            reason=f"{SUPERSEDED} by conversation ({', '.join(item.message_ids)})")
+            self._supersede_turns(current, set(item.message_ids), current.id, f"new value: {item.memory}")
             return Applied(current.id, "versioned", item)
         near = self._near_duplicate(item, scope)
         if near is not None:
@@ -222,6 +228,87 @@ class MemReader:
                 return hit.item
         return None
 
+    # ---------------------------------------------------------- current truth
+    def current_truth(self, raw: list[MemoryItem], applied: list[Applied], *, scope: str = "default",
+                      session_id: str | None = None) -> list[str]:
+        """Corrections and updates in the user's turns supersede what they replace (engine.reader_updates).
+        Returns the ids superseded. Only for a known user: an imported transcript has no "I"."""
+        if self.user_name is None:
+            return []
+        done: list[str] = []
+        for turn in raw:
+            if turn.memory_type != MemoryType.RAW_CHAT.value or turn.info.get("role", "user") != "user":
+                continue
+            text = statements(spoken_text(turn))
+            said_here = {s.message_id for s in turn.sources if s.message_id}
+            stated = [a.id for a in applied if said_here & set(a.item.message_ids) and a.action != "conflict"]
+            found = corrections(text)
+            for correction in found:
+                done += self._correct(correction, turn, said_here, scope, session_id)
+            if not found and is_update(text):
+                done += self._update(text, turn, said_here, stated[0] if stated else turn.id, scope)
+        return done
+
+    def _earlier_statements(self, query: str, turn: MemoryItem, said_here: set[str], scope: str):
+        def keep(item: MemoryItem) -> bool:
+            return (not is_assistant_turn(item) and not is_question_only(item) and not (said_here & _message_ids(item))
+                    and item.created_at <= turn.created_at)
+
+        kinds = (MemoryType.USER.value, MemoryType.PREFERENCE.value, MemoryType.LONG_TERM.value,
+                 MemoryType.RAW_CHAT.value)
+        try:
+            return self.mem.search(query, k=10, filters=Filters(scope=scope, memory_types=kinds), keep=keep)
+        except InvalidInputError:
+            return []
+
+    def _said(self, item: MemoryItem) -> str:
+        return note_text(item, self.user_name or "User", second_person=True)
+
+    def _correct(self, correction: Correction, turn: MemoryItem, said_here: set[str], scope: str,
+                 session_id: str | None) -> list[str]:
+        targets = [h.item for h in self._earlier_statements(correction.negated, turn, said_here, scope)
+                   if holds_all(correction.words, self._said(h.item))]
+        text = third_person(correction.current or correction.negated, self.user_name or "User")
+        sources = [SourceRef(type="chat", message_id=m, session_id=session_id) for m in sorted(said_here)]
+        keyed = next((t for t in targets if t.memory_type != MemoryType.RAW_CHAT.value and t.key), None)
+        why = f"corrected: {correction.negated}"
+        if keyed is not None:
+            self.mem.update(keyed.id, memory=text, sources=sources, reason=f"{SUPERSEDED} by a correction")
+            by, older = keyed.id, self.mem.turns_of_messages(sorted(_message_ids(keyed) - said_here))
+        else:
+            kind = next((t.memory_type for t in targets if t.memory_type != MemoryType.RAW_CHAT.value),
+                        MemoryType.USER.value)
+            # What the old statement was about ("my mobile network") names the new fact, so that
+            # "Which mobile network am I on?" still finds "User switched to giffgaff".
+            said = [self._said(t) for t in targets]
+            about = sorted(set().union(*(common_nouns(x) for x in said)) - set(correction.words)) if said else []
+            key = "current: " + " ".join((about or list(correction.words))[:4])
+            by = self.mem.add(text, key=key, memory_type=kind, source=Source.CONVERSATION, scope=scope,
+                              sources=sources, confidence=0.9, tags=["extracted", "correction"],
+                              embed_text=" ".join([text, *said[:1]])).id
+            older = []
+        return self.mem.supersede([t.id for t in targets + older], by=by, why=why)
+
+    def _update(self, text: str, turn: MemoryItem, said_here: set[str], by: str, scope: str) -> list[str]:
+        if self.mem.embedder is None:
+            return []
+        candidates = [h.item for h in self._earlier_statements(text, turn, said_here, scope)]
+        said = [spoken_text(c) for c in candidates]
+        # The texts as said, without speaker labels: the threshold is calibrated on those.
+        vectors = self.mem.embedder.encode([text, *said]) if candidates else []
+        old = [c for c, s, v in zip(candidates, said, vectors[1:])
+               if float(vectors[0] @ v) >= UPDATE_SIMILARITY and same_thing(text, s)]
+        facts = [o for o in old if o.memory_type != MemoryType.RAW_CHAT.value]
+        older = self.mem.turns_of_messages(sorted(set().union(*(_message_ids(f) for f in facts)) - said_here)) \
+            if facts else []
+        return self.mem.supersede([o.id for o in old + older], by=by, why=f"updated: {text[:120]}")
+
+    def _supersede_turns(self, fact: MemoryItem, keep: set[str], by: str, why: str) -> None:
+        """The raw turns that said the fact's earlier value (and not its new one)."""
+        stale = _message_ids(fact) - keep
+        if stale:
+            self.mem.supersede([t.id for t in self.mem.turns_of_messages(sorted(stale))], by=by, why=why)
+
     # ----------------------------------------------------------------- jobs
     def handle_job(self, job, progress) -> None:
         """Job handler for EXTRACT_JOB: payload {"memory_ids": [...], "scope": ..., "session_id": ...}."""
@@ -229,8 +316,14 @@ class MemReader:
         progress(0.2)
         items = self.extract_items(raw)
         progress(0.7)
-        self.apply(items, scope=job.payload.get("scope", "default"), session_id=job.payload.get("session_id"))
+        scope, session_id = job.payload.get("scope", "default"), job.payload.get("session_id")
+        applied = self.apply(items, scope=scope, session_id=session_id)
+        self.current_truth(raw, applied, scope=scope, session_id=session_id)
         progress(1.0)
+
+
+def _message_ids(item: MemoryItem) -> set[str]:
+    return {s.message_id for s in item.sources if s.message_id}
 
 
 def extraction_payload(memory_ids: list[str], scope: str, session_id: str | None) -> dict:

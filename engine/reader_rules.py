@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator, NamedTuple
 
 from engine.cube import MemoryType
-from engine.text import normalise
+from engine.text import SENTENCE_BREAK, normalise
 from engine.timeparse import TimeRange, resolve_event_time
 
 __all__ = ["Utterance", "Extracted", "extract"]
@@ -57,7 +57,6 @@ class _Hit(NamedTuple):
 _EMOJI = re.compile("[\U0001F000-\U0001FAFF\u2600-\u27BF\uFE0F\u200D\u2190-\u21FF\u2B00-\u2BFF]+"
                     r"|(?<!\w)(?:[:;=]-?[)(DPp]|<3|xD|\^_\^)(?!\w)")
 _LAUGH = re.compile(r"\b(?:lol|lmao|rofl|haha+|hehe+)\b[!.]*", re.I)
-_SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
 _FILLER = re.compile(
     r"^(?:(?:oh|ooh|yeah|yea|yep|yes|well|wow|hey|hi|hmm+|um+|uh+|ah+|aw+|so|ok|okay|honestly|actually|btw"
     r"|by the way|anyway|anyways|also|and|but|plus|omg|ugh|man|sure|right|totally|thanks|thank you"
@@ -75,7 +74,7 @@ _EXPANSION = {"m": "am", "ve": "have", "ll": "will", "d": "would"}
 def _clauses(text: str) -> Iterator[str]:
     """First-person statement clauses, fillers trimmed and "I'm" spelt "I am"."""
     text = _LAUGH.sub("", _EMOJI.sub(" ", text.replace("’", "'").replace("‘", "'")))
-    for sentence in _SENTENCE.split(text):
+    for sentence in SENTENCE_BREAK.split(text):
         sentence = sentence.strip(" \t\"'")
         if not sentence or sentence.rstrip(" )\"'").endswith("?"):
             continue
@@ -215,6 +214,11 @@ _STYLE = re.compile(
     r"|^(?:please\s+)?(?:always\s+)?keep\s+(?:your|the|my)\s+" + _ANS.replace("ans>", "ans2>")
     + r"\s+(?:(?:very|really|nice and|more|fairly)\s+)*" + _LEN.replace("len>", "len2>") + r"\b", re.I)
 _STYLE_WORDS = (re.compile(rf"\b{_LEN}\b", re.I), re.compile(rf"\b{_ANS}\b", re.I))
+# "Please keep your replies brief", "Just give me the short version, always": said anywhere in the clause.
+_BREVITY = re.compile(r"^(?=.*\b(?:short|shorter|brief|briefer|concise|succinct|to the point)\b)"
+                      r"(?=.*\b(?:answers?|repl(?:y|ies)|responses?|version|explanations?)\b)"
+                      r"(?=.*\b(?:prefer|like|want|please|keep|give me|always|rather)\b)(?!.*\b(?:not|don't|never)\b)",
+                      re.I)
 _DIRECTIVE = re.compile(r"^please,?\s+(?P<mode>always|never|don't ever|do not ever)\s+(?P<act>.+)$"
                         r"|^(?P<mode2>always|never)\s+(?P<act2>.+?),?\s+please$", re.I)
 _DONT = re.compile(_I + r"(?P<neg>don't|do\s+not|cannot|can't|can\s+not)\s+(?:(?:really|much|particularly"
@@ -234,7 +238,7 @@ _CHOICE = re.compile(
 _DIET = re.compile(r"^i\s+(?:am|have\s+been)\s+(?:(?:also|now|still|actually|been)\s+)*(?:an?\s+)?"
                    r"(?:(?:strict|full|fully|mostly|lifelong)\s+)?(?P<diet>vegetarian|vegan|pescatarian"
                    r"|pescetarian|keto|gluten-free|kosher|halal|plant-based)"
-                   r"(?=\s*$|\s+(?:now|for|since|these\s+days|too|as\s+well)\b)", re.I)
+                   r"(?=\s*$|\s*,|\s+(?:now|for|since|these\s+days|too|as\s+well)\b)", re.I)
 _NO_EAT = re.compile(_I + r"(?:don't|do\s+not|never)\s+eat\s+(?P<obj>meat|red\s+meat|pork|beef|fish|seafood"
                      r"|shellfish|dairy|eggs|gluten|sugar|chicken)\s*$", re.I)
 _ALLERGY = re.compile(_IM + r"allergic\s+to\s+(?P<obj>.+)$", re.I)
@@ -391,7 +395,9 @@ def _event(m: re.Match[str], c: str, name: str, tr: TimeRange | None) -> _Hit | 
 
 
 _RULES: tuple[tuple[re.Pattern[str], Callable[..., _Hit | None]], ...] = (
-    (_STYLE, _style), (_DIRECTIVE, _directive), (_DONT, _like), (_LIKE, _like), (_FAN, _like),
+    (_STYLE, _style),
+    (_BREVITY, lambda m, c, n, tr: _Hit("preference: answer style", PREF, EXPLICIT, _PREF_TAGS,
+                                        memory=f"{n} prefers short answers", timed=False)), (_DIRECTIVE, _directive), (_DONT, _like), (_LIKE, _like), (_FAN, _like),
     (_PREFER, _like), (_CHOICE, _choice),
     (_DIET, lambda m, c, n, tr: _Hit("diet", PREF, EXPLICIT, _DIET_TAGS, timed=False)),
     (_NO_EAT, lambda m, c, n, tr: _Hit("diet: " + normalise(m["obj"]), PREF, EXPLICIT, _DIET_TAGS, "-",

@@ -14,6 +14,7 @@ MiniLM there and RRF gives the weaker ranking an equal say.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -152,7 +153,8 @@ def _has_vectors(conn: apsw.Connection) -> bool:
 
 
 def search(conn: apsw.Connection, query_plan: QueryPlan, qvec: np.ndarray | None, k: int,
-           params: SearchParams = SearchParams(), now: datetime | None = None) -> list[SearchHit]:
+           params: SearchParams = SearchParams(), now: datetime | None = None,
+           keep: Callable[[MemoryItem], bool] | None = None) -> list[SearchHit]:
     f = query_plan.filters
     since, until = ts(f.since), ts(f.until)
     n = max(params.candidates, k)
@@ -195,14 +197,16 @@ def search(conn: apsw.Connection, query_plan: QueryPlan, qvec: np.ndarray | None
         return []
     _spread_over_graph(conn, pool, params.graph)
     ranked_pool = sorted(pool.values(), key=lambda c: c.score, reverse=True)
-    items = vault.fetch_many(conn, [c.rowid for c in ranked_pool[: k * 3]])
-    now_ts = (now or utcnow()).timestamp()
+    # A `keep` filter may drop many candidates (a chat drops the assistant's own turns): read further.
+    items = vault.fetch_many(conn, [c.rowid for c in ranked_pool[: k * (3 if keep is None else 8)]])
+    now_ts = (to_utc(now) or utcnow()).timestamp()
     hits: list[SearchHit] = []
     # Dedup by provenance: a fact extracted from a turn says what the turn said, in a form
     # the model reads better (third person, dated, versioned). When both are candidates the
     # fact stands for the turn; two facts from the same turns keep only the better one.
     cands = [(c, items[c.rowid]) for c in ranked_pool if c.rowid in items
-             and not _expired(items[c.rowid], now_ts) and _matches(items[c.rowid], f)]
+             and not _expired(items[c.rowid], now_ts) and _matches(items[c.rowid], f)
+             and (keep is None or keep(items[c.rowid]))]
     fact_for: dict[str, tuple[_Candidate, MemoryItem]] = {}  # message id -> best fact drawn from it
     for cand, item in cands:
         if item.memory_type != MemoryType.RAW_CHAT.value:
@@ -230,7 +234,6 @@ def search(conn: apsw.Connection, query_plan: QueryPlan, qvec: np.ndarray | None
         if len(hits) >= k:
             break
     return hits[:k]
-    return hits
 
 
 def _spread_over_graph(conn: apsw.Connection, pool: dict[int, _Candidate], share: float) -> None:

@@ -12,6 +12,8 @@ from engine.errors import InvalidInputError
 MAX_MEMORY_BYTES = 64 * 1024
 MAX_KEY_CHARS = 200
 
+# Sentence ends, except after an initial ("Ursula K. Le Guin") or a title ("Dr. Lindqvist").
+SENTENCE_BREAK = re.compile(r"(?<![\s(][A-Z]\.)(?<!\b(?:Dr|Mr|Ms|St|Mt|Jr|Sr|vs)\.)(?<!\bMrs\.)(?<=[.!?…])\s+|\n+")
 _WORD = re.compile(r"[\w][\w'’-]*", re.UNICODE)
 _SPACE = re.compile(r"\s+")
 # Function words carry no topic; in an OR-query they would match nearly every memory.

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QComboBox, QDialog, Q
                                QPushButton, QStyle, QTabWidget, QVBoxLayout, QWidget)
 
 from engine.errors import MemDeskError
-from ui.settings_model import (BACKEND_CHOICES, DEFAULT_MODEL_NAME, AppSettings, SettingsInfo, data_dir_problem,
+from ui.settings_model import (BACKEND_CHOICES, CONTEXT_CHOICES, DEFAULT_MODEL_NAME, AppSettings, SettingsInfo, data_dir_problem,
                                folder_problem, nightly_problem, normalise_folder)
 
 
@@ -149,6 +149,14 @@ class SettingsDialog(QDialog):
         self.backend.setObjectName("modelBackend")
         self.backend.addItems(BACKEND_CHOICES)
         self.backend.setToolTip("auto: a file runs on llama.cpp, a folder on MLX")
+        self.context_profile = QComboBox()
+        self.context_profile.setObjectName("contextProfile")
+        for value, label in (("auto", "Automatic (by model size)"), ("compact", "Compact (small models)"),
+                             ("full", "Full (large models)")):
+            self.context_profile.addItem(label, value)
+        self.context_profile.setToolTip(
+            "Compact gives a small model a few relevant notes right above your message; Full gives a large model "
+            "everything that fits, with pinned memories in a prefix that is prepared in the background.")
         self.model_icon = QLabel()
         self.model_icon.setObjectName("modelValidationIcon")
         self.model_validation = self._wrapping_label("modelValidation", selectable=True)
@@ -163,6 +171,7 @@ class SettingsDialog(QDialog):
                          QStyle.StandardPixmap.SP_DirIcon, self._browse_model_folder)))
         form.add("", _hrow(self.model_icon, self.model_validation, stretch=1))
         form.add("Backend:", self.backend)
+        form.add("Memory layout:", self.context_profile)
         form.add("In use now:", in_use)
         form.add("", self._note("Changes take effect when the model is next loaded. Small GGUF models "
                                 "(under 4 GB) keep answers quick on a laptop."))
@@ -285,7 +294,7 @@ class SettingsDialog(QDialog):
         folders = [self.folders.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.folders.count())]
         return AppSettings(
             model_path=self.model_path.text().strip(), backend=self.backend.currentText(),
-            watched_folders=folders, scheduler_enabled=self.scheduler_enabled.isChecked(),
+            context_profile=self.context_profile.currentData() or "auto", watched_folders=folders, scheduler_enabled=self.scheduler_enabled.isChecked(),
             nightly_start_hour=self.nightly_start.currentIndex(), nightly_end_hour=self.nightly_end.currentIndex(),
             data_dir=self.data_dir.text().strip())
 
@@ -378,6 +387,8 @@ class SettingsDialog(QDialog):
         if self.backend.findText(settings.backend) < 0:  # e.g. "fake" from a test profile: keep it
             self.backend.addItem(settings.backend)
         self.backend.setCurrentText(settings.backend)
+        self.context_profile.setCurrentIndex(max(0, CONTEXT_CHOICES.index(settings.context_profile)
+                                                 if settings.context_profile in CONTEXT_CHOICES else 0))
         self.folders.clear()
         for folder in settings.watched_folders:
             self._add_folder_item(folder)
@@ -392,7 +403,7 @@ class SettingsDialog(QDialog):
             self._say(label, "")
         for signal in (self.model_path.textChanged, self.backend.currentTextChanged, self.data_dir.textChanged,
                        self.scheduler_enabled.toggled, self.nightly_start.currentIndexChanged,
-                       self.nightly_end.currentIndexChanged):
+                       self.nightly_end.currentIndexChanged, self.context_profile.currentIndexChanged):
             signal.connect(self._refresh_dirty)
         self._folders_changed()
 

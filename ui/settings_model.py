@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass, field
 
 BACKEND_CHOICES = ("auto", "llama.cpp", "mlx")
+# How memories are laid out for the model (engine.context): chosen by the model's size, or forced.
+CONTEXT_CHOICES = ("auto", "compact", "full")
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 
 
@@ -19,6 +21,7 @@ class AppSettings:
 
     model_path: str = ""  # a .gguf file or an MLX model folder; "" = the embedded default
     backend: str = "auto"
+    context_profile: str = "auto"  # "auto" (by model size), "compact" (small models) or "full"
     watched_folders: list[str] = field(default_factory=list)
     scheduler_enabled: bool = True  # background preparation (prefetch, KV precompute, nightly learning)
     nightly_start_hour: int = 2

@@ -6,6 +6,7 @@ library only when that backend is asked for.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,7 @@ class ModelInfo:
     fingerprint: str
     n_ctx: int
     adapter: str | None = None  # fingerprint of a loaded LoRA adapter, if any
+    n_params: int = 0  # parameters of the model, 0 when the backend cannot tell (context profiles use it)
 
 
 @dataclass(frozen=True)
@@ -115,6 +117,42 @@ class ChatModel(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def turn_markers(model: ChatModel) -> tuple[str, ...]:
+    """The text the chat template writes between turns ("<|im_end|>", "<|im_start|>user", ...).
+
+    Found by rendering a probe conversation, so it holds for any template. A reply must end
+    where one of them starts: a small model otherwise goes on to write the user's next turn."""
+    a, b, c = "\x01first\x01", "\x01second\x01", "\x01third\x01"
+    try:
+        text = model.render_chat([ChatTurn("user", a), ChatTurn("assistant", b), ChatTurn("user", c)],
+                                 add_generation_prompt=False)
+    except _template_errors():  # a template that refuses this probe just gives no markers
+        return ()
+    if a not in text or b not in text or c not in text:
+        return ()
+    between = text[text.index(a) + len(a):text.index(b)] + "\n" + text[text.index(b) + len(b):text.index(c)]
+    markers: dict[str, None] = {}
+    for line in between.splitlines():
+        line = line.strip()
+        if len(line) >= 2:
+            markers.setdefault(line, None)
+            head = re.match(r"<[^<>\s]{1,40}>|\[/?[A-Z_]{2,12}\]", line)
+            if head:
+                markers.setdefault(head.group(), None)
+    return tuple(markers)
+
+
+def _template_errors() -> tuple[type[BaseException], ...]:
+    from engine.errors import ModelError
+
+    errors: tuple[type[BaseException], ...] = (ValueError, TypeError, KeyError, IndexError, ModelError)
+    try:
+        from jinja2 import TemplateError
+    except ImportError:
+        return errors
+    return errors + (TemplateError,)
 
 
 @runtime_checkable

@@ -37,7 +37,9 @@ class LlamaCppModel:
         # The file name, not general.name: that is often a training-run label ("Smollm2 135M 8k Lc100K Mix1 Ep2").
         self.info = ModelInfo(name=path.stem, backend="llama.cpp", path=str(path),
                               fingerprint=fingerprint_file(path), n_ctx=min(n_ctx, n_ctx_train),
-                              adapter=fingerprint_file(lora_path) if lora_path else None)
+                              adapter=fingerprint_file(lora_path) if lora_path else None,
+                              n_params=int(self._llm._model.n_params()))
+        self._turn_openers: dict[int, float] | None = None
 
     # -------------------------------------------------------------- tokens
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
@@ -74,7 +76,7 @@ class LlamaCppModel:
         chunks = self._llm.create_completion(
             prompt_tokens, max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p,
             stop=list(config.stop) or None, seed=config.seed, grammar=grammar, stream=True,
-            repeat_penalty=config.repeat_penalty)
+            repeat_penalty=config.repeat_penalty, logit_bias=self._no_turn_openers())
         for chunk in chunks:
             choice = chunk["choices"][0]
             text = choice.get("text", "")
@@ -86,6 +88,17 @@ class LlamaCppModel:
             if choice.get("finish_reason"):
                 stats.stopped_by = choice["finish_reason"]
         stats.total_ms = (time.perf_counter() - started) * 1000
+
+    def _no_turn_openers(self) -> dict[int, float]:
+        """Control tokens other than end-of-turn ("<|im_start|>") may not be generated: llama.cpp
+        streams them as empty text, so a stop string cannot catch a turn the model starts with
+        one, and the reply would run on into an invented user turn."""
+        if self._turn_openers is None:
+            llama_cpp, vocab = self._llama_cpp, self._llm._model.vocab
+            self._turn_openers = {
+                t: float("-inf") for t in range(self._llm.n_vocab())
+                if llama_cpp.llama_vocab_is_control(vocab, t) and not llama_cpp.llama_vocab_is_eog(vocab, t)}
+        return self._turn_openers
 
     def reset(self) -> None:
         """Forget every evaluated token (the next prompt is prefilled from scratch)."""

@@ -33,6 +33,18 @@ def _hold_back(text: str, stops: Sequence[str]) -> int:
     return best
 
 
+def estimate_params(config: dict) -> int:
+    """Parameters of a transformer from its config (the weights may be quantised, so counting
+    their elements would undercount): attention and MLP per layer plus the embeddings."""
+    try:
+        hidden, layers = int(config["hidden_size"]), int(config["num_hidden_layers"])
+        mlp = int(config.get("intermediate_size") or 4 * hidden)
+        vocab = int(config.get("vocab_size") or 0)
+    except (KeyError, TypeError, ValueError):
+        return 0
+    return layers * (4 * hidden * hidden + 3 * hidden * mlp) + vocab * hidden
+
+
 class MlxModel:
     """`engine.llm.base.ChatModel` on an MLX / HF model folder (config.json, *.safetensors, tokenizer)."""
 
@@ -89,6 +101,7 @@ class MlxModel:
             fingerprint=fingerprint_folder(path),
             n_ctx=ctx,
             adapter=fingerprint_folder(Path(adapter_path)) if adapter_path else None,
+            n_params=estimate_params(config),
         )
 
     # -- tokens -------------------------------------------------------------------------

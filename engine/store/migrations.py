@@ -243,8 +243,17 @@ def m006_parametric(conn: apsw.Connection) -> None:
     """)
 
 
+def m007_turn_by_message(conn: apsw.Connection) -> None:
+    """Find the raw chat turn of a message id (superseding a fact supersedes the turns that stated it)."""
+    conn.execute("""
+    CREATE INDEX memories_turn_message ON memories(json_extract(sources, '$[0].message_id'))
+        WHERE memory_type = 'RawChatMemory';
+    """)
+
+
 MIGRATIONS: list[Callable[[apsw.Connection], None]] = [m001_memories, m002_sessions_and_jobs, m003_kv_states,
-                                                       m004_ingest_state, m005_listing_orders, m006_parametric]
+                                                       m004_ingest_state, m005_listing_orders, m006_parametric,
+                                                       m007_turn_by_message]
 
 
 def migrate(conn: apsw.Connection) -> list[str]:

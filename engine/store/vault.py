@@ -252,6 +252,17 @@ def live_by_key(conn: apsw.Connection, scope: str, key: str, memory_types: Seque
     return [row_to_item(r) for r in rows]
 
 
+def turns_of_messages(conn: apsw.Connection, message_ids: Sequence[str]) -> list[MemoryItem]:
+    """Live raw chat turns stored for these message ids (m007's index)."""
+    if not message_ids:
+        return []
+    marks = ",".join("?" * len(message_ids))
+    rows = conn.execute(SELECT + " WHERE m.memory_type = 'RawChatMemory' AND "
+                        f"json_extract(m.sources, '$[0].message_id') IN ({marks}) "
+                        "AND m.status IN ('activated', 'resolving')", list(message_ids)).fetchall()
+    return [row_to_item(r) for r in rows]
+
+
 # Sort keys of each listing order, all descending, with rowid as the tie-break so that
 # keyset pages neither repeat nor skip rows with equal keys. Each has an index (m001, m005).
 LIST_ORDERS = {

@@ -80,7 +80,7 @@ def test_chat_restores_the_memory_prefix_and_replies_exactly_as_from_scratch(mem
     mem.add("The user prefers short answers.", memory_type=MemoryType.PREFERENCE, priority=5)
     mem.add("The user's sister Ana lives in Porto.", pinned=True)
     mem.wait_indexed()
-    config = ChatConfig(max_reply_tokens=24, extract=False)
+    config = ChatConfig(max_reply_tokens=24, extract=False, profile="full")
     cold = Chat(mem, model, config)  # no activation memory
     model.reset()
     expected = cold.send("Where does my sister live?").text()

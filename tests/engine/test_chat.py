@@ -120,3 +120,12 @@ def test_fact_from_one_session_is_given_in_a_later_one_and_a_correction_wins(mem
     third.text()
     assert current[0].id in third.result.memory_ids
     assert "Porto" in model.prompts[-1]
+
+
+def test_a_reply_ends_where_the_model_starts_writing_the_users_turn(mem):
+    chat, model, _ = make_chat(mem)
+    model.enqueue("Fine, thanks.\nSam: and you?\nAssistant: great")
+    assert chat.send("How are you?", now=NOW).text() == "Fine, thanks."
+    model.enqueue("Sure.\n<|user|>\nmore")
+    assert chat.send("Hi", now=NOW).text().strip() == "Sure."
+    assert "\nSam:" in model.configs[0].stop and "<|user|>" in model.configs[0].stop

@@ -99,7 +99,7 @@ def test_after_a_reply_the_next_turns_prefix_is_ready_and_restored(mem, llama_mo
     model = llama_model
     model.reset()
     scheduler, cache = MemScheduler(), ActivationCache(mem.db)
-    chat = Chat(mem, model, ChatConfig(max_reply_tokens=12, extract=False), activation=cache)
+    chat = Chat(mem, model, ChatConfig(max_reply_tokens=12, extract=False, profile="full"), activation=cache)
     preparer = Preparer(chat, scheduler, cache)
     with scheduler.foreground():
         first = chat.send("How is my sister doing in Porto?")
@@ -173,7 +173,7 @@ def test_the_whole_chain_on_the_background_thread_under_load(mem, llama_model):
     mem.wait_indexed()
     llama_model.reset()
     scheduler, cache = MemScheduler(), ActivationCache(mem.db)
-    chat = Chat(mem, llama_model, ChatConfig(max_reply_tokens=8, extract=False), activation=cache)
+    chat = Chat(mem, llama_model, ChatConfig(max_reply_tokens=8, extract=False, profile="full"), activation=cache)
     preparer = Preparer(chat, scheduler, cache)
     stop_hog = threading.Event()
 
