@@ -164,7 +164,7 @@ class ChatController(QObject):
         try:
             jobs = self.scheduler.jobs
             if jobs is None:  # the scheduler's executor is what runs extraction: give it the queue
-                jobs = self.scheduler.jobs = JobQueue(self.mem.db)
+                jobs = self.scheduler.jobs = JobQueue(self.mem.db, health=self.mem.health)
             # The scheduler runs persisted jobs under its model lock, so extraction never
             # runs on the model during a user's turn.
             extract = MemReader(self.mem, model, user_name=self.config.user_name).handle_job
@@ -343,6 +343,7 @@ class ChatController(QObject):
         def shown(status: dict) -> None:
             self._polling = False
             self.window.set_scheduler_status(describe_scheduler(status))
+            self.window.status_line.set_failures(status.get("failures", []))
 
         def failed(exc: BaseException) -> None:
             self._polling = False

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from app import cli_adapter, cli_chat, cli_ingest
+from app import cli_adapter, cli_backup, cli_chat, cli_forget, cli_ingest
 from app import cli_format as fmt
 from engine.cube import Filters, MemoryType, Source, to_utc
 from engine.errors import InvalidInputError, MemDeskError
@@ -34,9 +34,11 @@ MEMORY_TYPES = [t.value for t in MemoryType]
 # ------------------------------------------------------------------ helpers
 def passphrase_provider(confirm: bool) -> str | None:
     """MEMDESK_PASSPHRASE, else ask on a terminal (twice when creating), else None."""
+    from engine.keys import check_new_passphrase
+
     env = os.environ.get(PASSPHRASE_ENV)
     if env:
-        return env
+        return check_new_passphrase(env) if confirm else env
     if not (sys.stdin is not None and sys.stdin.isatty()):
         return None
     if confirm:
@@ -46,8 +48,7 @@ def passphrase_provider(confirm: bool) -> str | None:
         second = getpass.getpass("Repeat the passphrase: ")
         if first != second:
             raise InvalidInputError("The two passphrases do not match; nothing was created. Try again.")
-        if not first:
-            raise InvalidInputError("An empty passphrase cannot protect a vault; choose a non-empty one.")
+        check_new_passphrase(first)
     return first or None
 
 
@@ -59,6 +60,18 @@ def iso_time(value: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an ISO 8601 date or time (e.g. 2024-03-01 or 2024-03-01T09:30:00+01:00)") from None
     return to_utc(parsed)
+
+
+def priority_value(value: str) -> int:
+    """argparse type: a whole number in the priority range."""
+    from engine.api import check_priority
+
+    try:
+        return check_priority(int(value.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number (e.g. 3 or -1)") from None
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def expires_time(value: str) -> datetime | str:
@@ -95,11 +108,15 @@ def cmd_add(args: argparse.Namespace) -> int:
                          source=Source.CAPTURE.value, scope=args.scope, event_time=args.event_time,
                          priority=args.priority, pinned=args.pinned)
     if args.json:
-        fmt.dump_json({"id": result.id, "created": result.created}, sys.stdout)
+        fmt.dump_json({"id": result.id, "created": result.created, "merged": list(result.merged),
+                       "kept": result.kept}, sys.stdout)
     else:
         print(result.id)
         if not result.created:
-            print(f"{PROG}: note: the same text was already stored; its provenance was updated.",
+            said = [f"merged {', '.join(result.merged)} into it"] if result.merged else []
+            said += [f"kept its {name} (you asked for {value!r})" for name, value in result.kept.items()]
+            print(f"{PROG}: note: the same text was already stored as {result.id[:8]}; "
+                  + ("; ".join(said) if said else "nothing else changed") + ". `memdesk edit` changes it.",
                   file=sys.stderr)
     return 0
 
@@ -110,11 +127,43 @@ def cmd_search(args: argparse.Namespace) -> int:
     filters = Filters(memory_types=tuple(args.type or ()), tags=tuple(args.tag or ()),
                       sources=tuple(args.source or ()), scope=args.scope, since=args.since, until=args.until)
     with open_memory(args, embedder=True) as mem:
-        hits = mem.search(args.query, k=args.k, filters=filters, include_inactive=args.all, fresh=True)
+        # Never waits for the embedding backlog (a big import left 20k memories to embed: that
+        # was minutes); what has no vector yet is found by its keywords, and the note says so.
+        hits = mem.search(args.query, k=args.k, filters=filters, include_inactive=args.all)
+        embedded, total = mem.embedding_progress()
     if args.json:
         fmt.dump_json([fmt.hit_to_json(hit) for hit in hits], sys.stdout)
     else:
         fmt.print_hits(hits, sys.stdout)
+    if embedded < total:
+        print(f"{PROG}: note: {total - embedded} of {total} memories are not embedded yet, so they were matched "
+              f"by keywords only. `{PROG} index` embeds them now (with progress); the app does it in the "
+              "background.", file=sys.stderr)
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    """Embed the backlog now, showing progress (the app does this in the background)."""
+    show = sys.stderr is not None and sys.stderr.isatty() and not args.json
+    with open_memory(args, embedder=True) as mem:
+        embedded, total = mem.embedding_progress()
+        start = embedded
+        last_report = -1
+        while mem.indexer is not None and mem.indexer.run_once():
+            embedded, total = mem.embedding_progress()
+            percent = 100 * embedded // max(total, 1)
+            if show:
+                sys.stderr.write(f"\rembedding: {embedded}/{total} ({percent}%)")
+                sys.stderr.flush()
+            elif percent // 10 != last_report and not args.json:  # a log, not a spinner, when piped
+                last_report = percent // 10
+                print(f"{PROG}: embedding: {embedded}/{total} ({percent}%)", file=sys.stderr)
+        if show and embedded > start:
+            sys.stderr.write("\n")
+    if args.json:
+        fmt.dump_json({"embedded": embedded, "total": total, "now": embedded - start}, sys.stdout)
+    else:
+        print(f"{embedded - start} memories embedded now; {embedded} of {total} have their vector.")
     return 0
 
 
@@ -189,14 +238,18 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    to_stdout = args.file == "-"
     with open_memory(args, embedder=False) as mem:
         count = mem.export(args.file, include_inactive=not args.active_only)
-    print(f"{PROG}: warning: {args.file} is NOT encrypted: it holds your memories in plaintext. "
-          "Keep it somewhere safe and delete it when you are done.", file=sys.stderr)
+    where = "standard output" if to_stdout else args.file
+    if not to_stdout:
+        print(f"{PROG}: warning: {args.file} is NOT encrypted: it holds your memories in plaintext. "
+              "Keep it somewhere safe and delete it when you are done.", file=sys.stderr)
+    report = sys.stderr if to_stdout else sys.stdout  # with "-", standard output is the export itself
     if args.json:
-        fmt.dump_json({"exported": count, "file": str(args.file)}, sys.stdout)
+        fmt.dump_json({"exported": count, "file": str(args.file)}, report)
     else:
-        print(f"exported {count} memories to {args.file}")
+        print(f"exported {count} memories to {where}", file=report)
     return 0
 
 
@@ -214,11 +267,25 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     with open_memory(args, embedder=False) as mem:
-        data = mem.stats()
+        data = mem.stats(by_part=True)
     if args.json:
         fmt.dump_json(data, sys.stdout)
     else:
         fmt.print_mapping(data, sys.stdout)
+    return 0
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from engine.maintenance import compact
+
+    with open_memory(args, embedder=False) as mem:
+        report = compact(mem)
+    if args.json:
+        fmt.dump_json(report.to_dict(), sys.stdout)
+    else:
+        print(f"vault {report.bytes_before / 1e6:.1f} MB -> {report.bytes_after / 1e6:.1f} MB"
+              + (f"; {report.states_evicted} activation states dropped" if report.states_evicted else "")
+              + ("; converted to incremental auto-vacuum (once)" if report.converted else ""))
     return 0
 
 
@@ -299,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", help="a short title")
     p.add_argument("--scope", default="default", help="scope (default: %(default)s)")
     p.add_argument("--pinned", action="store_true", help="pin it (never evicted, ranked first)")
-    p.add_argument("--priority", type=int, default=0, metavar="N", help="priority (default: 0)")
+    p.add_argument("--priority", type=priority_value, default=0, metavar="N", help="priority, -100..100 (default: 0)")
     p.add_argument("--event-time", type=iso_time, metavar="ISO", help="when the fact happened (ISO 8601)")
     json_flag(p)
 
@@ -317,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="include archived and deleted memories")
     json_flag(p)
 
+    p = command("index", cmd_index, "embed the memories that have no vector yet, with progress")
+    json_flag(p)
+
     p = command("get", cmd_get, "show one memory with its provenance")
     p.add_argument("id", metavar="ID", help="memory id or a unique prefix of at least 4 characters")
     json_flag(p)
@@ -330,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     pin = p.add_mutually_exclusive_group()
     pin.add_argument("--pinned", dest="pinned", action="store_true", default=None, help="pin it")
     pin.add_argument("--unpinned", dest="pinned", action="store_false", help="unpin it")
-    p.add_argument("--priority", type=int, metavar="N")
+    p.add_argument("--priority", type=priority_value, metavar="N", help="priority, -100..100")
     p.add_argument("--type", choices=MEMORY_TYPES, metavar="TYPE", help="new memory type")
     p.add_argument("--expires", type=expires_time, metavar="ISO", help="expiry time (ISO 8601, or 'never')")
     json_flag(p)
@@ -352,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag(p)
 
     p = command("export", cmd_export, "write all memories to a PLAINTEXT JSON Lines file")
-    p.add_argument("file", metavar="FILE")
+    p.add_argument("file", metavar="FILE", help="the file to write (replaced whole), or - for standard output")
     p.add_argument("--active-only", action="store_true", help="leave out archived and deleted memories")
     json_flag(p)
 
@@ -360,12 +430,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     json_flag(p)
 
-    p = command("stats", cmd_stats, "counts and vault details")
+    p = command("stats", cmd_stats, "counts and vault details, with the vault's size by part")
+    json_flag(p)
+    p = command("compact", cmd_compact, "drop activation states over their bounds and give free space back")
     json_flag(p)
     command("check", cmd_check, "verify every page of the vault (integrity and encryption)")
     cli_chat.register(command, json_flag)
     cli_ingest.register(command, json_flag)
     cli_adapter.register(command, json_flag)
+    cli_backup.register(command, json_flag)
+    cli_forget.register(command, json_flag)
     p = command("gui", cmd_gui, "open the desktop app (the default when there is a display)")
     p.add_argument("--smoke", action="store_true",
                    help="open every window on demo content in a temporary folder, exercise it and exit (0 = OK)")
@@ -384,6 +458,11 @@ def _error(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from engine.hardening import disable_core_dumps
+    from engine.scratch import sweep_leftovers
+
+    disable_core_dumps()  # before any key or memory is in this process's memory
+    sweep_leftovers()  # decrypted adapter files a crashed run left in scratch folders
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

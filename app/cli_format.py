@@ -5,6 +5,7 @@ Everything here writes to a given stream (stdout for results); nothing touches t
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterable
 from datetime import datetime
@@ -25,6 +26,35 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# What a terminal would act on instead of showing: C0 and C1 controls (ESC starts colour,
+# cursor and title sequences; a lone CR overwrites the line), DEL, and the bidirectional
+# overrides and isolates that make text display in another order than it is stored.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with every unsafe character shown as an escape (\\x1b, \\u202e); newline and tab kept."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class SafeOutput:
+    """A stream that escapes what a terminal would interpret (memory text is anyone's input:
+    an imported file, a watched note, a pasted message)."""
+
+    def __init__(self, out: TextIO):
+        self._out = out
+
+    def write(self, text: str) -> int:
+        return self._out.write(printable(text))
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+def safe(out: TextIO) -> TextIO:
+    return out if isinstance(out, SafeOutput) else SafeOutput(out)  # type: ignore[return-value]
 
 
 def dump_json(data: Any, out: TextIO) -> None:
@@ -56,6 +86,7 @@ def hit_to_json(hit: SearchHit) -> dict[str, Any]:
 
 
 def print_hits(hits: list[SearchHit], out: TextIO) -> None:
+    out = safe(out)
     if not hits:
         out.write("No matching memories.\n")
         return
@@ -89,6 +120,7 @@ _FIELD_ORDER = ("id", "key", "memory_type", "status", "tags", "scope", "source",
 
 
 def print_item(item: MemoryItem, out: TextIO, edges: Iterable[Edge] = ()) -> None:
+    out = safe(out)
     label_width = max(len(name) for name in _FIELD_ORDER) + 1
     for name in _FIELD_ORDER:
         out.write(f"{name + ':':<{label_width}} {_value(getattr(item, name))}\n")
@@ -119,6 +151,7 @@ def history_to_json(versions: list[Version], current: MemoryItem) -> list[dict[s
 
 
 def print_history(versions: list[Version], current: MemoryItem, out: TextIO) -> None:
+    out = safe(out)
     width = terminal_width()
     out.write(f"History of {current.id}\n")
     for version in versions:
@@ -134,13 +167,14 @@ def _write_version(out: TextIO, head: str, item: MemoryItem, width: int) -> None
     if item.key:
         details += f" key={item.key!r}"
     if item.tags:
-        details += " tags=" + ",".join(item.tags)
+        details += " tags=" + ",".join(str(t) for t in item.tags)
     out.write(f"    {details}\n")
     out.write("    " + truncate(one_line(item.memory), max(width - 4, 20)) + "\n")
 
 
 # ------------------------------------------------------------------ stats
 def print_mapping(data: dict[str, Any], out: TextIO, indent: int = 0) -> None:
+    out = safe(out)
     for name, value in data.items():
         if isinstance(value, dict):
             out.write(" " * indent + f"{name}:" + (" -" if not value else "") + "\n")

@@ -14,18 +14,21 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QSplashScreen, QWidget
 
-from app import settings_store
+from app import logs, settings_store
 from app.chat_controller import ChatController
+from app.gui_gc import GuiGarbageCollector
 from app.scheduler_thread import SchedulerThread
+from app.single_instance import SingleInstance
 from engine.api import Memory
 from engine.chat import ChatConfig
 from engine.errors import MemDeskError, WrongKeyError
 from engine.jobs import JobQueue
-from engine.keys import KeyManager
+from engine.keys import PASSPHRASE_ENV, KeyManager, env_passphrase_provider
 from engine.paths import ProfilePaths
 from engine.scheduler import MemScheduler, NightlyWindow
 from ui.browser import BrowserWindow
@@ -43,39 +46,78 @@ ICON = Path(__file__).resolve().parent.parent / "resources" / "icons" / "memdesk
 
 
 def wait_for(fn, *args):
-    """Run `fn` on a worker thread while the GUI keeps painting (a QEventLoop, not a busy-wait)."""
+    """Run `fn` on a worker thread while the GUI keeps painting (a QEventLoop, not a busy-wait).
+
+    Nothing of the call may outlive it. An error kept in a local would put this frame in a
+    reference cycle (error -> traceback -> frame -> error), with the caller's frame and its
+    unlock dialog in it, for the cyclic collector to free later on whatever thread it runs:
+    at start-up the indexer (docs/design-notes.md, "Lock order")."""
     runner = TaskRunner()
     loop = QEventLoop()
     box: dict = {}
-    runner.write(lambda: fn(*args), on_done=lambda v: (box.update(value=v), loop.quit()),
-                 on_error=lambda e: (box.update(error=e), loop.quit()))
+    runner.write(lambda: fn(*args), on_done=_finish(box, "value", loop), on_error=_finish(box, "error", loop))
     loop.exec()
     runner.shutdown()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    # Deleted here, on the GUI thread; and not left in this frame, which an error's traceback
+    # (held by a log record, say) keeps alive.
+    shiboken6.delete(runner)
+    shiboken6.delete(loop)
+    del runner, loop
+    error = box.pop("error", None)
+    if error is not None:
+        try:
+            raise error
+        finally:
+            error = None
+    return box.pop("value")
 
 
-def open_vault(paths: ProfilePaths, splash: QSplashScreen | None = None) -> Memory | None:
-    """Unlock dialog loop; None when the person cancels."""
+def _finish(box: dict, key: str, loop: QEventLoop):
+    """A callback that keeps the result and ends the loop; its closure is this frame, not wait_for's."""
+    return lambda value: (box.update({key: value}), loop.quit())
+
+
+def ask_passphrase(mode: str, paths: ProfilePaths, error: str) -> str | None:
+    """The unlock dialog; None when the person cancels. The dialog is destroyed here, on the GUI thread."""
+    dialog = UnlockDialog(mode, str(paths.vault), error)
+    try:
+        dialog.setWindowIcon(QIcon(str(ICON)))
+        accepted = dialog.exec() == UnlockDialog.DialogCode.Accepted
+        return dialog.value() if accepted else None
+    finally:
+        shiboken6.delete(dialog)
+
+
+def _open(paths: ProfilePaths, passphrase, embedder) -> Memory:
+    return Memory.open(paths.data_dir, profile=paths.name, passphrase=passphrase, embedder=embedder)
+
+
+def open_vault(paths: ProfilePaths, splash: QSplashScreen | None = None, *, embedder=True) -> Memory | None:
+    """Unlock dialog loop; None when the person cancels. With no dialog needed (the key is in
+    the OS keyring, or MEMDESK_PASSPHRASE is set) the vault opens directly; a MEMDESK_PASSPHRASE
+    that does not open it is said so in the dialog, which then asks."""
     keys = KeyManager(paths.key_sidecar)
     mode = keys.passphrase_request()
     error = ""
     while True:
-        secret = None
+        provider = env_passphrase_provider
         if mode is not None:
-            dialog = UnlockDialog(mode, str(paths.vault), error)
-            dialog.setWindowIcon(QIcon(str(ICON)))
-            if dialog.exec() != UnlockDialog.DialogCode.Accepted:
+            secret = ask_passphrase(mode, paths, error)
+            if secret is None:
                 return None
-            secret = dialog.value()
+            provider = lambda confirm, secret=secret: secret  # noqa: E731
         if splash is not None:
             splash.showMessage("Opening your memories…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
         try:
-            return wait_for(lambda: Memory.open(paths.data_dir, profile=paths.name,
-                                                passphrase=lambda confirm: secret))
+            return wait_for(_open, paths, provider, embedder)
         except WrongKeyError as exc:
-            error = str(exc)
+            if mode is None:
+                if keys.info().mode != "passphrase":
+                    raise  # a keyring key that does not fit: no passphrase to ask for
+                mode = "unlock"
+                error = f"{PASSPHRASE_ENV} does not open this vault. Enter its passphrase."
+            else:
+                error = str(exc)
 
 
 class AdapterBridge(QObject):
@@ -106,9 +148,10 @@ class DesktopApp(QObject):
         warning = " ".join(loaded.messages)
         self.key_storage = settings_store.describe_key_storage(paths)
         self.runner = TaskRunner(self)
-        self.jobs = JobQueue(mem.db)
-        self.scheduler = MemScheduler(self.jobs)
+        self.jobs = JobQueue(mem.db, health=mem.health)  # reads nothing: the lease is taken on the scheduler's thread
+        self.scheduler = MemScheduler(self.jobs, health=mem.health)
         self.scheduler.window = NightlyWindow(self.settings.nightly_start_hour, self.settings.nightly_end_hour)
+        self.scheduler.set_preparation(self.settings.scheduler_enabled)
         self.scheduler_thread = SchedulerThread(self.scheduler)
 
         self.window = MainWindow(mem, self.runner)
@@ -179,9 +222,13 @@ class DesktopApp(QObject):
         else:
             self.chat.load_model()
         self.scheduler.add_nightly("adapter", self.train_adapter)
-        if self.settings.scheduler_enabled:
-            self.scheduler_thread.start()
+        # Always: extraction and the nightly job run on it. The setting only turns preparation off.
+        self.scheduler_thread.start()
         self.start_watching()
+
+    def activate(self) -> None:
+        """Another launch of MemDesk for this profile asked for the window (app/single_instance.py)."""
+        self._show(self.window)
 
     def start_watching(self) -> None:
         from engine.ingest import Ingestor
@@ -194,7 +241,7 @@ class DesktopApp(QObject):
         if not folders:
             return
         bridge = self.watch_bridge
-        self.watcher = FolderWatcher(Ingestor(self.mem), folders,
+        self.watcher = FolderWatcher(Ingestor(self.mem), folders, health=self.mem.health,
                                      on_report=bridge.report.emit,
                                      on_progress=lambda done, total, path: bridge.progress.emit(done, total, str(path)),
                                      on_error=lambda exc: bridge.error.emit(str(exc)))
@@ -249,12 +296,20 @@ class DesktopApp(QObject):
             self.chat.load_model()  # reload with the adapter
 
     def shutdown(self) -> None:
+        """Stop every thread that uses the vault, then close it. Pending extraction jobs stay
+        queued in the vault for the next start."""
         if self.watcher is not None:
             self.watcher.stop()
-        self.scheduler_thread.stop()
+        if not self.scheduler_thread.stop():
+            log.warning("the scheduler's task did not stop within 30 s; waiting for it before closing the vault")
+            self.scheduler_thread.wait()
         self.chat.close()
-        self.runner.shutdown()
-        self.mem.close()  # pending extraction jobs stay queued in the vault for the next start
+        if not self.runner.shutdown():
+            # Closing the vault under a task would fail it half-way (a reply not stored, an
+            # import cut short): wait for it, saying why the quit takes longer.
+            log.warning("background tasks still running after 30 s; waiting for them before closing the vault")
+            self.runner.shutdown(timeout_ms=-1)
+        self.mem.close()
 
     def quit(self) -> None:
         self.qt_app.quit()
@@ -333,10 +388,9 @@ class DesktopApp(QObject):
         if new.watched_folders != old.watched_folders:
             self.start_watching()
         self.scheduler.window = NightlyWindow(new.nightly_start_hour, new.nightly_end_hour)
-        if new.scheduler_enabled and not self.scheduler_thread.isRunning():
+        self.scheduler.set_preparation(new.scheduler_enabled)
+        if not self.scheduler_thread.isRunning():
             self.scheduler_thread.start()
-        elif not new.scheduler_enabled and self.scheduler_thread.isRunning():
-            self.scheduler_thread.stop()
 
     def export_memories(self, path: str, dialog: SettingsDialog | None = None) -> None:
         def done(message: str) -> None:
@@ -388,6 +442,19 @@ def cmd_gui(args: argparse.Namespace) -> int:
     qt_app = make_qt_app(sys.argv[:1])
     home, store, _ = settings_store.effective_data_dir(args.data_dir, args.profile)
     paths = ProfilePaths.for_profile(home, args.profile)
+    instance = SingleInstance(paths, qt_app)
+    try:
+        if not instance.acquire():
+            print(f"MemDesk is already running for the profile {paths.name!r}; its window was brought to the front.",
+                  file=sys.stderr)
+            return 0
+    except MemDeskError as exc:
+        QMessageBox.critical(None, "MemDesk is already running", str(exc))
+        return exc.exit_code or 1
+    logs.install(paths)
+    collector = GuiGarbageCollector(qt_app)
+    desktop: DesktopApp | None = None
+    instance.activated.connect(lambda: desktop.activate() if desktop is not None else _raise_visible())
     splash = QSplashScreen(QIcon(str(ICON)).pixmap(128, 128))
     splash.show()
     try:
@@ -400,7 +467,20 @@ def cmd_gui(args: argparse.Namespace) -> int:
     if mem is None:
         return 0
     desktop = DesktopApp(qt_app, mem, paths, store)
+    desktop.window.status_line.log_file = str(logs.log_path(paths))
     desktop.start()
     QTimer.singleShot(0, lambda: desktop.window.raise_())
-    return qt_app.exec()
+    try:
+        return qt_app.exec()
+    finally:
+        collector.stop()
+        instance.release()
+
+
+def _raise_visible() -> None:
+    """Before the main window exists (the unlock dialog is up): bring what is shown to the front."""
+    for widget in QApplication.topLevelWidgets():
+        if widget.isVisible():
+            widget.raise_()
+            widget.activateWindow()
 

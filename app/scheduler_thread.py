@@ -12,6 +12,12 @@ class SchedulerThread(QThread):
         self.scheduler = scheduler
         self.setObjectName("memdesk-scheduler")
 
+    def start(self, *args) -> None:
+        """Start (or start again after stop()): stop() leaves the scheduler told to stop, and a
+        restarted thread would otherwise return at once and leave background work dead."""
+        self.scheduler.allow_restart()
+        super().start(*args)
+
     def run(self) -> None:
         self.scheduler.serve()
 

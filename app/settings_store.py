@@ -26,6 +26,7 @@ from typing import Any
 from engine.errors import MemDeskError, StorageFullError
 from engine.llm.registry import BACKENDS
 from engine.paths import ProfilePaths, data_dir
+from engine.private_files import make_private_dir, write_private
 from ui.settings_model import CONTEXT_CHOICES, AppSettings
 
 log = logging.getLogger(__name__)
@@ -80,16 +81,12 @@ class SettingsStore:
     def save(self, settings: AppSettings) -> Path:
         """Write atomically; a failure leaves the previous file untouched and says what to do."""
         payload = json.dumps({"format": FORMAT, **_to_json(settings)}, indent=2, ensure_ascii=False) + "\n"
-        tmp = self.path.with_name(SETTINGS_FILE + ".tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
+            # 0700 folder, 0600 file (watched folders and the data folder say where a person keeps
+            # things), replaced whole through an unpredictable temporary name, fsynced.
+            make_private_dir(self.path.parent)
+            write_private(self.path, payload.encode("utf-8"))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             if exc.errno == errno.ENOSPC:
                 raise StorageFullError(f"The disk is full, so the settings were not saved to {self.path}. "
                                        "Free some space and press Apply again.") from exc

@@ -33,11 +33,15 @@ CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 # The shipped ranking, and the plain baselines it is compared with (no time, no graph).
 VARIANTS = {
     "hybrid": SearchParams(),
-    "bm25": SearchParams(w_vector=0.0, w_time=0.0, graph=0.0),
-    "dense": SearchParams(w_keyword=0.0, w_time=0.0, graph=0.0),
-    "rrf": SearchParams(fusion="rrf", w_keyword=1.0, w_time=0.0, graph=0.0),
+    "bm25": SearchParams(w_vector=0.0, w_time=0.0, graph=0.0, speaker_boost=0.0),
+    "dense": SearchParams(w_keyword=0.0, w_time=0.0, graph=0.0, speaker_boost=0.0),
+    "rrf": SearchParams(fusion="rrf", w_keyword=1.0, w_time=0.0, graph=0.0, speaker_boost=0.0),
     "hybrid_no_graph": SearchParams(graph=0.0),
     "hybrid_no_time": SearchParams(w_time=0.0),
+    "no_speaker": SearchParams(speaker_boost=0.0),
+    "speaker_0.2": SearchParams(speaker_boost=0.2),
+    "speaker_1.0": SearchParams(speaker_boost=1.0),
+    "session_0.8": SearchParams(session_decay=0.8),
 }
 
 
@@ -145,6 +149,9 @@ def run(data: Path, audit: Path | None, variants: list[str], limit: int | None, 
 def evaluate(mem: Memory, samples: list[dict], corrections: dict, params: SearchParams, tokenizer) -> dict:
     recalls = {k: [] for k in KS}
     per_cat = {c: {k: [] for k in KS} for c in CATEGORIES}
+    # Conversations 0-4 are where weights are chosen ("tune"), 5-9 where they are reported ("held out").
+    halves: dict[str, list[float]] = {"tune": [], "held_out": []}
+    multi_halves: dict[str, list[float]] = {"tune": [], "held_out": []}
     latencies: list[float] = []
     context_tokens: list[int] = []
     applied = 0
@@ -175,9 +182,16 @@ def evaluate(mem: Memory, samples: list[dict], corrections: dict, params: Search
                 value = len(evidence & found) / len(evidence)
                 recalls[k].append(value)
                 per_cat[category][k].append(value)
+                if k == 10:
+                    half = "tune" if conv_index < 5 else "held_out"
+                    halves[half].append(value)
+                    if category == 1:
+                        multi_halves[half].append(value)
     out = {f"recall@{k}": round(statistics.mean(v), 4) for k, v in recalls.items()}
     out["per_category"] = {CATEGORIES[c]: {f"recall@{k}": round(statistics.mean(v), 4) for k, v in ks.items()}
                            | {"questions": len(ks[10])} for c, ks in per_cat.items() if ks[10]}
+    out["recall@10_by_half"] = {h: round(statistics.mean(v), 4) for h, v in halves.items() if v}
+    out["multi_hop_recall@10_by_half"] = {h: round(statistics.mean(v), 4) for h, v in multi_halves.items() if v}
     out["context_tokens@10"] = round(statistics.mean(context_tokens), 1)
     out["search_ms_p50"] = round(percentile(latencies, 50), 2)
     out["search_ms_p95"] = round(percentile(latencies, 95), 2)
@@ -205,7 +219,10 @@ def main(argv: list[str] | None = None) -> int:
         report = run(args.data, args.audit, variants, args.limit, Path(tmp), args.extract)
     summary = {k: report[k] for k in ("recall@1", "recall@5", "recall@10", "recall@20", "context_tokens@10",
                                       "search_ms_p50", "search_ms_p95")}
-    summary["variants"] = {v: r["recall@10"] for v, r in report["variants"].items()}
+    summary["variants"] = {v: {"recall@10": r["recall@10"], "by_half": r["recall@10_by_half"],
+                               "multi_hop": r["per_category"]["multi-hop"]["recall@10"],
+                               "multi_hop_by_half": r["multi_hop_recall@10_by_half"]}
+                           for v, r in report["variants"].items()}
     write_report(report, args.out, "bench.locomo", argv, show=summary)
     return 0
 

@@ -4,8 +4,12 @@ A state is stored inside the encrypted vault with the model fingerprint, backend
 context size and a hash of the exact prefix tokens, plus the ids of the memories
 rendered into that prefix. It is used only for a prompt that starts with those very
 tokens on the same model; a change to any memory inside it deletes it. A state whose
-bytes no longer match their hash is dropped with a log line and never restored. The
-cache has a size cap with least-recently-used eviction.
+bytes no longer match their hash is dropped with a log line and never restored.
+
+The cache is bounded by count and by bytes, least recently used first, and the pages an
+eviction frees are given back to the file system at once (the vault is in incremental
+auto-vacuum mode, engine/maintenance.py): a vault holding yesterday's KV states does not
+stay that large.
 """
 from __future__ import annotations
 
@@ -19,10 +23,13 @@ import numpy as np
 from engine.cube import from_ts, ts, utcnow
 from engine.errors import ModelError
 from engine.llm.base import StatefulModel
+from engine.maintenance import reclaim_free_pages
 from engine.store.database import Database
 
 log = logging.getLogger(__name__)
-DEFAULT_CAP_BYTES = 1 << 30
+# A SmolLM2-135M state of a 1k-token prefix is ~25 MB; a larger model's is several times that.
+DEFAULT_CAP_BYTES = 256 << 20
+DEFAULT_MAX_STATES = 16  # the chat prefix and the next scenes' prefixes, with room to spare
 
 
 def tokens_hash(tokens: Sequence[int]) -> str:
@@ -41,9 +48,10 @@ class StateRecord:
 
 
 class ActivationCache:
-    def __init__(self, db: Database, cap_bytes: int = DEFAULT_CAP_BYTES):
+    def __init__(self, db: Database, cap_bytes: int = DEFAULT_CAP_BYTES, max_states: int = DEFAULT_MAX_STATES):
         self.db = db
         self.cap_bytes = cap_bytes
+        self.max_states = max_states
         self.hits = 0
         self.misses = 0
         self.rejected = 0
@@ -123,15 +131,30 @@ class ActivationCache:
         with self.db.write() as conn:
             conn.execute(f"DELETE FROM kv_states WHERE id IN (SELECT state_id FROM kv_state_memories "
                          f"WHERE memory_id IN ({marks}))", list(memory_ids))
-            return conn.changes()
+            dropped = conn.changes()
+            if dropped:
+                reclaim_free_pages(conn)
+            return dropped
 
-    def _evict(self, conn) -> None:
-        total = conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM kv_states").fetchone()[0]
-        for state_id, size in conn.execute("SELECT id, bytes FROM kv_states ORDER BY last_used_at").fetchall():
-            if total <= self.cap_bytes:
+    def _evict(self, conn) -> int:
+        """Drop least recently used states until both bounds hold; their pages are reclaimed."""
+        count, total = conn.execute("SELECT count(*), COALESCE(SUM(bytes), 0) FROM kv_states").fetchone()
+        evicted = 0
+        for state_id, size in conn.execute("SELECT id, bytes FROM kv_states ORDER BY last_used_at, id").fetchall():
+            if total <= self.cap_bytes and count <= self.max_states:
                 break
             conn.execute("DELETE FROM kv_states WHERE id = ?", (state_id,))
             total -= size
+            count -= 1
+            evicted += 1
+        if evicted:
+            reclaim_free_pages(conn)
+        return evicted
+
+    def trim(self) -> int:
+        """Apply the bounds now (e.g. after they were lowered); returns how many states went."""
+        with self.db.write() as conn:
+            return self._evict(conn)
 
     def stats(self) -> dict:
         with self.db.read() as conn:
@@ -141,5 +164,5 @@ class ActivationCache:
                    "last_used": from_ts(last).isoformat() if last else None}
                   for fp, backend, n, size, tokens, last in rows]
         return {"states": sum(m["states"] for m in models), "bytes": sum(m["bytes"] for m in models),
-                "cap_bytes": self.cap_bytes, "hits": self.hits, "misses": self.misses, "rejected": self.rejected,
+                "cap_bytes": self.cap_bytes, "max_states": self.max_states, "hits": self.hits, "misses": self.misses, "rejected": self.rejected,
                 "models": models}

@@ -23,12 +23,15 @@ from engine.cube import (AddResult, ChatMessage, Edge, Filters, MemoryItem, Memo
                          SearchHit, Source, SourceRef, Status, Version, iso, new_id, to_utc, ts, utcnow)
 from engine.embed import Embedder
 from engine.errors import CorruptStoreError, InvalidInputError
+from engine.health import Health
 from engine.indexer import Indexer
 from engine.keys import KdfParams, KeyManager, PassphraseProvider, env_passphrase_provider
 from engine.paths import ProfilePaths, data_dir
+from engine.preferences import MAX_PREFERENCES, Considerations, ScoredPreference, rank
+from engine.private_files import make_private_dir
 from engine.retrieval import QueryPlan, SearchParams, plan, sql_filters
 from engine.retrieval import search as hybrid_search
-from engine.store import vault
+from engine.store import vault, vectors
 from engine.store.database import Database
 from engine.text import MAX_KEY_CHARS, check_text, content_hash
 from engine.timeparse import resolve_event_time
@@ -51,7 +54,8 @@ class Memory:
         self.db = db
         self.paths = paths
         self.embedder = embedder
-        self.indexer = Indexer(db, embedder) if embedder is not None else None
+        self.health = Health()  # what this vault's background loops report (engine/health.py)
+        self.indexer = Indexer(db, embedder, health=self.health) if embedder is not None else None
         self.on_added: list[AddedHook] = []
         self.on_changed: list[ChangedHook] = []
         self._background = background
@@ -65,6 +69,9 @@ class Memory:
              background: bool = True, kdf: KdfParams = KdfParams()) -> "Memory":
         """Open (or create) a profile's vault. `embedder=False` gives a keyword-only vault."""
         paths = ProfilePaths.for_profile(data_dir(data_dir_path), profile)
+        from engine.backup import recover_interrupted
+
+        recover_interrupted(paths)  # a restore cut short between its two renames
         keys = KeyManager(paths.key_sidecar, passphrase, kdf)
         if keys.exists():
             key = keys.load()
@@ -74,7 +81,7 @@ class Memory:
                 raise CorruptStoreError(
                     f"{paths.vault} exists but its key file {paths.key_sidecar} is missing; "
                     "restore the key file from the same backup. The vault has not been modified.")
-            paths.root.mkdir(parents=True, exist_ok=True)
+            make_private_dir(paths.root, owned_from=paths.data_dir / "profiles")
             key = keys.create(new_id())
             create = True
         try:
@@ -84,9 +91,13 @@ class Memory:
                 for leftover in (paths.key_sidecar, *paths.root.glob("vault.db*")):
                     leftover.unlink(missing_ok=True)
             raise
-        if embedder is True:
-            embedder = Embedder()
-        return cls(db, paths, embedder or None, background)
+        try:
+            if embedder is True:
+                embedder = Embedder()
+            return cls(db, paths, embedder or None, background)
+        except BaseException:
+            db.close()  # the embedder could not load: the caller gets the error, not an open vault
+            raise
 
     def close(self) -> None:
         if self.indexer is not None:
@@ -139,6 +150,9 @@ class Memory:
                   pinned: bool = False, expires: datetime | None = None, visibility: str = "private",
                   info: dict | None = None) -> MemoryItem:
         text = check_text(text)
+        priority = check_priority(priority)
+        if not isinstance(key, str):
+            raise InvalidInputError(f"The key must be text, not {type(key).__name__}.")
         if len(key) > MAX_KEY_CHARS:
             raise InvalidInputError(f"The key is {len(key)} characters; keep it under {MAX_KEY_CHARS}.")
         tag_list = _clean_tags(tags)
@@ -156,14 +170,18 @@ class Memory:
     def _store(self, pending: list[tuple[MemoryItem, str | None]], link: Relation | None = None) -> list[AddResult]:
         results: list[AddResult] = []
         created: list[MemoryItem] = []
+        changed: list[str] = []
         with self.db.write() as conn:
             previous_id: str | None = None
             for item, embed_text in pending:
                 digest = content_hash(item.memory)
                 duplicate = vault.find_live_duplicate(conn, item.scope, digest)
                 if duplicate is not None:
+                    merged, kept = _merge_repeat(conn, duplicate[0], item)
                     vault.merge_sources(conn, duplicate[0], item.sources)
-                    results.append(AddResult(duplicate[1], created=False))
+                    results.append(AddResult(duplicate[1], created=False, merged=merged, kept=kept))
+                    if merged:
+                        changed.append(duplicate[1])
                     current_id = duplicate[1]
                 else:
                     vault.insert(conn, item, digest, embed_text)
@@ -177,6 +195,9 @@ class Memory:
             self.indexer.notify()
         for hook in self.on_added:
             hook(created)
+        if changed:
+            for hook in self.on_changed:
+                hook(changed)
         return results
 
     def update(self, memory_id: str, *, reason: str = "edited", **changes) -> MemoryItem:
@@ -185,6 +206,10 @@ class Memory:
             changes["memory"] = check_text(changes["memory"])
         if "tags" in changes:
             changes["tags"] = _clean_tags(changes["tags"])
+        if "priority" in changes:
+            changes["priority"] = check_priority(changes["priority"])
+        if "key" in changes and (not isinstance(changes["key"], str) or len(changes["key"]) > MAX_KEY_CHARS):
+            raise InvalidInputError(f"The key must be text of at most {MAX_KEY_CHARS} characters.")
         if "status" in changes and changes["status"] not in {s.value for s in Status}:
             raise InvalidInputError(f"Unknown status {changes['status']!r}; use one of {[s.value for s in Status]}.")
         with self.db.write() as conn:
@@ -268,7 +293,9 @@ class Memory:
                reference_time: datetime | None = None, params: SearchParams = SearchParams(),
                fresh: bool = False, query_vector: np.ndarray | None = None,
                keep: Callable[[MemoryItem], bool] | None = None) -> list[SearchHit]:
-        """Hybrid search. `fresh=True` first indexes pending vectors so nothing is missed.
+        """Hybrid search. Memories whose vectors are still pending are found by keywords only:
+        a search never waits for the embedding backlog (`embedding_progress` says how far it is).
+        `fresh=True` first indexes every pending vector; it can take minutes after a big import.
         `query_vector` (from `embed_query`) saves embedding the same text twice; `keep` drops
         items from the results without letting them take one of the k places."""
         query = check_text(query, "query")
@@ -280,6 +307,20 @@ class Memory:
         qvec = query_vector if query_vector is not None else self.embed_query(query)
         with self.db.read() as conn:
             return hybrid_search(conn, query_plan, qvec, k, params, now=reference_time, keep=keep)
+
+    def search_preferences(self, query: str, *, k: int = 5, scope: str | None = None,
+                           query_vector: np.ndarray | None = None, bridge: bool = True) -> list[ScoredPreference]:
+        """The user's preferences that most likely govern `query`, best first (engine.preferences).
+        `bridge=False` ranks by meaning alone (the benchmark's comparison)."""
+        qvec = query_vector if query_vector is not None else self.embed_query(check_text(query, "query"))
+        if qvec is None:  # a keyword-only vault: what shares words is all that can be found
+            only = Filters(scope=scope, memory_types=(MemoryType.PREFERENCE.value,))
+            return [ScoredPreference(h.item, h.score, 0.0, 0.0) for h in self.search(query, k=k, filters=only)]
+        with self.db.read() as conn:
+            rows = vault.preference_candidates(conn, scope, MAX_PREFERENCES)
+            stored = vectors.vectors_of(conn, [rowid for rowid, _ in rows])
+        candidates = [(item, stored[rowid]) for rowid, item in rows if rowid in stored]
+        return rank(qvec, candidates, Considerations.for_embedder(self.embedder) if bridge else None)[:k]
 
     def embed_query(self, query: str) -> np.ndarray | None:
         """The query's vector (None for a keyword-only vault), to pass to several searches."""
@@ -321,6 +362,14 @@ class Memory:
     def plan(self, query: str, filters: Filters = Filters(), reference_time: datetime | None = None) -> QueryPlan:
         return plan(query, filters, reference_time)
 
+    def embedding_progress(self) -> tuple[int, int]:
+        """(memories with their vector, all memories): what a progress bar shows while the
+        indexer works through a backlog. Searches never wait for it: what is not embedded yet
+        is found by its keywords only."""
+        with self.db.read() as conn:
+            total = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+            return total - vault.count_pending(conn), total
+
     def wait_indexed(self, timeout: float | None = None) -> bool:
         """Until every memory has its vector (or the timeout passes)."""
         return True if self.indexer is None else self.indexer.wait_idle(timeout)
@@ -333,9 +382,14 @@ class Memory:
             raise CorruptStoreError(f"{self.paths.vault} is damaged: {'; '.join(problems[:3])}. "
                                     "Export what you can with `memdesk export`, then restore a backup.")
 
-    def stats(self) -> dict:
+    def stats(self, *, by_part: bool = False) -> dict:
+        """Counts and sizes; `by_part` adds the vault's bytes by what they hold (reads every page)."""
         with self.db.read() as conn:
             data = vault.stats(conn)
+            if by_part:
+                from engine.maintenance import storage_by_part
+
+                data["vault_parts"] = storage_by_part(conn, self.paths.vault)
         data["vault"] = str(self.paths.vault)
         data["vault_bytes"] = sum(p.stat().st_size for p in self.paths.root.glob("vault.db*") if p.is_file())
         data["embedder"] = self.embedder.fingerprint if self.embedder is not None else None
@@ -352,6 +406,57 @@ class Memory:
         from engine.exchange import import_jsonl
 
         return import_jsonl(self, Path(path))
+
+
+# A repeated add may say more than the first one did; a generic type gives way to a specific one.
+_GENERIC_TYPES = (MemoryType.LONG_TERM.value, MemoryType.WORKING.value)
+_SPECIFIC_TYPES = (MemoryType.USER.value, MemoryType.PREFERENCE.value)
+
+
+def _merge_repeat(conn, rowid: int, new: MemoryItem) -> tuple[tuple[str, ...], dict]:
+    """Adding text that is already stored merges what the new add says into the stored item (as
+    a new version, so it can be undone) instead of dropping it: tags are joined, pinned and a
+    higher priority win, an empty key is filled, and a generic type becomes the specific one
+    asked for. Returns (fields merged, {field: value asked for but kept as it was})."""
+    old = vault.fetch(conn, rowid)
+    changes: dict = {}
+    kept: dict = {}
+    tags = old.tags + [t for t in new.tags if t not in old.tags]
+    if tags != old.tags:
+        changes["tags"] = tags
+    if new.pinned and not old.pinned:
+        changes["pinned"] = True
+    if new.priority > old.priority:
+        changes["priority"] = new.priority
+    elif new.priority < old.priority and new.priority != 0:  # 0 is what an add says when it says nothing
+        kept["priority"] = new.priority
+    if new.key and new.key != old.key:
+        if not old.key:
+            changes["key"] = new.key
+        else:
+            kept["key"] = new.key
+    if new.memory_type != old.memory_type:
+        if old.memory_type in _GENERIC_TYPES and new.memory_type in _SPECIFIC_TYPES:
+            changes["memory_type"] = new.memory_type
+        elif new.memory_type not in _GENERIC_TYPES:  # the default type asks for nothing
+            kept["memory_type"] = new.memory_type
+    if changes:
+        vault.update(conn, rowid, changes, "merged a repeated add", None)
+    return tuple(changes), kept
+
+
+PRIORITY_LIMIT = 100  # priorities run from -100 to 100 (the memory browser's range)
+
+
+def check_priority(value: object) -> int:
+    """A whole number in range; anything else is refused before it reaches SQLite (whose integers
+    stop at 2**63, where Python's do not)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"The priority must be a whole number from {-PRIORITY_LIMIT} to {PRIORITY_LIMIT}, "
+                                f"not {value!r}.")
+    if not -PRIORITY_LIMIT <= value <= PRIORITY_LIMIT:
+        raise InvalidInputError(f"The priority {value} is out of range; use {-PRIORITY_LIMIT} to {PRIORITY_LIMIT}.")
+    return value
 
 
 def _clean_tags(tags: Iterable[str]) -> list[str]:

@@ -213,8 +213,9 @@ class Chat:
         now = to_utc(now) or utcnow()
         if not self.profile.cacheable_prefix:
             return ChatTurn("system", compact_system(ASSISTANT, None, brief=False)), []
-        standing = self.mem.list(Filters(memory_types=(MemoryType.PREFERENCE.value,), scope=self.config.scope),
-                                 order="priority", limit=self.config.preference_k)
+        standing = [p for p in self.mem.list(Filters(memory_types=(MemoryType.PREFERENCE.value,),
+                                                     scope=self.config.scope), order="priority",
+                                             limit=self.config.preference_k) if p.pinned or p.priority > 0]
         plan = self._fit("", now, Recall(standing=standing), [], session_id, prefix_only=True)
         return plan.turns[0], plan.prefix_ids
 
@@ -279,10 +280,11 @@ class Chat:
 
         if self.profile.cacheable_prefix:
             for item in self._core(session_id):
-                add(item, "pinned")
+                add(item, "standing" if item.memory_type == MemoryType.PREFERENCE.value else "pinned")
             for item in found.standing:
                 add(item, "standing")
-        for recalled in found.preferences[: self.profile.max_preferences]:
+        room = self.profile.max_preferences - (len(found.standing) if self.profile.cacheable_prefix else 0)
+        for recalled in found.preferences[: max(0, room)]:
             add(recalled.item, "preference")
         for recalled in found.memories[: self.profile.max_notes]:
             add(recalled.item, "memory")
@@ -409,6 +411,16 @@ def _guarded(prefix: str, pieces: Iterator[str], stats: GenerationStats) -> Iter
     for piece in pieces:
         yield piece.replace("\n", " ")
     yield "."
+
+
+def system_text(user: str, now: datetime, preferences: list[MemoryItem], memories: list[MemoryItem]) -> str:
+    """The full layout's first system turn with these preferences and memories in it (what the
+    preference adapter's training data starts with, engine.parametric.dataset)."""
+    def notes(items: list[MemoryItem]) -> list[Note]:
+        return [Note(m.id, m.memory) for m in items]
+
+    return resource_text("prompts/chat_system.txt").format(
+        user=user, today=_today(now), memories=memory_block(user, notes(preferences), notes(memories))).strip()
 
 
 def _today(now: datetime) -> str:

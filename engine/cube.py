@@ -182,10 +182,14 @@ class MemoryItem:
 
 @dataclass(frozen=True)
 class AddResult:
-    """What one fast-path add did: the id, and whether it merged into an existing item."""
+    """What one fast-path add did: the id, and whether it merged into an existing item.
+    When it did, `merged` names the fields the add brought in (tags, pinned, ...) and `kept`
+    the ones it asked for but the existing item kept (field -> the value asked for)."""
 
     id: str
     created: bool
+    merged: tuple[str, ...] = ()
+    kept: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from engine.api import Memory
 from engine.cube import MemoryItem, Relation, Status
 from engine.errors import InvalidInputError, NotFoundError
 from engine.store import vault
+from engine.text import check_text
 
 # What a revert puts back; status too, so undoing an archive or delete brings the memory back.
 REVERTIBLE = ("memory", "key", "tags", "memory_type", "status", "confidence", "event_time", "event_end",
@@ -75,29 +76,51 @@ def conflicts(mem: Memory) -> list[Conflict]:
 
 def resolve(mem: Memory, first_id: str, second_id: str, resolution: Resolution | str,
             merged_text: str | None = None) -> list[MemoryItem]:
-    """Settle one conflict; returns the memories that remain live."""
-    resolution = Resolution(resolution)
-    if resolution is Resolution.MERGE and not (merged_text or "").strip():
-        raise InvalidInputError("A merge needs the merged text; write it, or keep one or both instead.")
-    first, second = mem.get(first_id), mem.get(second_id)
-    with mem.db.write() as conn:
-        if not vault.remove_edge(conn, first.id, second.id, Relation.CONFLICT.value):
-            raise NotFoundError("These two memories are not in conflict (any more); reload the conflicts view.")
-    if resolution is Resolution.KEEP_BOTH:
-        mem.link(first.id, second.id, Relation.RELATE)
-        return [first, second]
+    """Settle one conflict; returns the memories that remain live.
+
+    Everything is checked first (the resolution, the merged text, both memories, the conflict
+    itself), then every change is made in one transaction: removing the conflict, the merge or
+    the archive, the new edge, and superseding the chat turns behind the dropped side. A failure
+    anywhere leaves the conflict exactly as it was, to be resolved again."""
+    try:
+        resolution = Resolution(resolution)
+    except ValueError:
+        raise InvalidInputError(f"Unknown resolution {resolution!r}; use one of "
+                                f"{', '.join(r.value for r in Resolution)}.") from None
+    text = None
     if resolution is Resolution.MERGE:
-        kept = mem.update(first.id, memory=(merged_text or "").strip(), reason="merged", sources=[*first.sources, *second.sources])
-        dropped = second
-    else:
-        kept, dropped = (first, second) if resolution is Resolution.KEEP_FIRST else (second, first)
-    mem.update(dropped.id, status=Status.ARCHIVED.value, reason="conflict resolved")
-    mem.link(dropped.id, kept.id, Relation.MERGED_TO)
-    # The chat turns that stated what was dropped must not come back as current either; after a
-    # merge the text is the person's own, so every turn behind either side is superseded.
-    stale = _said_in(dropped) | _said_in(first) if resolution is Resolution.MERGE else _said_in(dropped) - _said_in(kept)
-    mem.supersede([t.id for t in mem.turns_of_messages(sorted(stale))], by=kept.id, why="conflict resolved")
-    return [mem.get(kept.id)]
+        if not (merged_text or "").strip():
+            raise InvalidInputError("A merge needs the merged text; write it, or keep one or both instead.")
+        text = check_text(merged_text)
+    with mem.db.write() as conn:
+        first = vault.fetch(conn, vault.resolve(conn, first_id)[0])
+        second = vault.fetch(conn, vault.resolve(conn, second_id)[0])
+        if first.id == second.id:
+            raise InvalidInputError("A memory cannot be in conflict with itself; pick the two sides.")
+        live = (Status.ACTIVATED.value, Status.RESOLVING.value)
+        if first.status not in live or second.status not in live or \
+                not vault.remove_edge(conn, first.id, second.id, Relation.CONFLICT.value):
+            raise NotFoundError("These two memories are not in conflict (any more); reload the conflicts view.")
+        # From here on each step is a savepoint inside this one transaction (Memory's writes nest).
+        if resolution is Resolution.KEEP_BOTH:
+            mem.link(first.id, second.id, Relation.RELATE)
+            remaining = [first.id, second.id]
+        else:
+            if resolution is Resolution.MERGE:
+                kept = mem.update(first.id, memory=text, reason="merged", sources=[*first.sources, *second.sources])
+                dropped = second
+            else:
+                kept, dropped = (first, second) if resolution is Resolution.KEEP_FIRST else (second, first)
+            mem.update(dropped.id, status=Status.ARCHIVED.value, reason="conflict resolved")
+            mem.link(dropped.id, kept.id, Relation.MERGED_TO)
+            # The chat turns that stated what was dropped must not come back as current either; after a
+            # merge the text is the person's own, so every turn behind either side is superseded.
+            stale = _said_in(dropped) | _said_in(first) if resolution is Resolution.MERGE \
+                else _said_in(dropped) - _said_in(kept)
+            turns = vault.turns_of_messages(conn, sorted(stale))
+            mem.supersede([t.id for t in turns], by=kept.id, why="conflict resolved")
+            remaining = [kept.id]
+    return [mem.get(memory_id) for memory_id in remaining]
 
 
 def _said_in(item: MemoryItem) -> set[str]:

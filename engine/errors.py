@@ -58,3 +58,15 @@ class Preempted(MemDeskError):
     """Background work stopped so that a user's request could run first; it will be retried."""
 
     exit_code = 9
+
+
+class VaultBusyError(MemDeskError):
+    """Another process kept the vault's write lock for longer than the busy timeout."""
+
+    exit_code = 10
+
+
+class AccessError(MemDeskError):
+    """MemDesk may not write where the vault lives (read-only folder or file, no permission)."""
+
+    exit_code = 11

@@ -8,16 +8,18 @@ a bad line is reported with its number and the vault is left exactly as it was.
 """
 from __future__ import annotations
 
+import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.cube import Edge, MemoryItem, Version, iso, parse_iso
+from engine import exchange_validate as checked
+from engine.cube import Edge, MemoryItem, Version, iso
 from engine.errors import InvalidInputError
+from engine.private_files import STDOUT, output
 from engine.store import vault
-from engine.text import check_text, content_hash
+from engine.text import content_hash
 
 if TYPE_CHECKING:
     from engine.api import Memory
@@ -34,20 +36,24 @@ class ImportReport:
     ids: list[str] = field(default_factory=list)
 
 
-def export_jsonl(mem: "Memory", path: Path, include_inactive: bool = True) -> int:
-    """Write every memory to `path`; returns how many. The file is plaintext: keep it safe."""
-    data_root = mem.paths.data_dir
-    if path.resolve().is_relative_to(data_root.resolve()):
-        raise InvalidInputError(
-            f"Refusing to write a plaintext export inside the encrypted data folder ({data_root}). "
-            "Choose a path outside it.")
+def export_jsonl(mem: "Memory", path: Path | str, include_inactive: bool = True) -> int:
+    """Write every memory to `path` ("-": standard output); returns how many. The file is
+    plaintext: keep it safe. It replaces `path` whole, through an unpredictable temporary
+    file in the same folder (removed on any failure), and only if `path` is a regular file
+    or absent: a symlink, FIFO or device there is refused (engine/private_files.py)."""
+    if str(path) != STDOUT:
+        path = Path(path)
+        data_root = mem.paths.data_dir
+        if path.resolve().is_relative_to(data_root.resolve()):
+            raise InvalidInputError(
+                f"Refusing to write a plaintext export inside the encrypted data folder ({data_root}). "
+                "Choose a path outside it.")
     statuses = () if include_inactive else ("activated", "resolving")
-    tmp = path.with_name(path.name + ".partial")
     count = 0
-    with mem.db.read() as conn:
-        rowids = vault.all_rowids(conn, statuses)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+    with mem.db.read() as conn, output(path) as raw:
+        out = io.TextIOWrapper(raw, encoding="utf-8", newline="\n", write_through=True)
+        try:
+            rowids = vault.all_rowids(conn, statuses)
             out.write(json.dumps({"format": FORMAT, "schema_version": SCHEMA_VERSION, "count": len(rowids)}) + "\n")
             for start in range(0, len(rowids), 500):
                 items = vault.fetch_many(conn, rowids[start:start + 500])
@@ -60,67 +66,94 @@ def export_jsonl(mem: "Memory", path: Path, include_inactive: bool = True) -> in
             for edge in vault.all_edges(conn):
                 out.write(json.dumps({"type": "edge", "src": edge.src, "dst": edge.dst, "relation": edge.relation,
                                       "weight": edge.weight, "created_at": iso(edge.created_at)}) + "\n")
-    os.replace(tmp, path)
+            out.flush()
+        finally:
+            out.detach()  # the caller's stream (stdout, or the temporary file) is closed by `output`
     return count
 
 
-def _parse(path: Path) -> tuple[list[tuple[MemoryItem, list[Version]]], list[Edge]]:
+MAX_LINE_BYTES = 8 * 1024 * 1024  # a memory holds 64 KB; a line this long is not an export
+
+
+@dataclass
+class _Parsed:
+    memories: list[tuple[int, MemoryItem, list[Version]]]  # (line number, item, history)
+    edges: list[tuple[int, Edge]]
+
+
+def _parse(path: Path) -> _Parsed:
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise InvalidInputError(f"Cannot read {path}: {exc.strerror}.") from exc
     lines = raw.split(b"\n")
-    memories: list[tuple[MemoryItem, list[Version]]] = []
-    edges: list[Edge] = []
+    parsed = _Parsed([], [])
+    seen: dict[str, tuple[int, str]] = {}  # id -> (line, normalised text) of its first record
     header_seen = False
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        if len(line) > MAX_LINE_BYTES:
+            raise InvalidInputError(f"{path}, line {number}: {len(line) / 1e6:.0f} MB on one line; a memory holds "
+                                    f"at most 64 KB. Nothing was imported; fix or remove that line.")
         try:
             record = json.loads(line.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise InvalidInputError(f"{path}, line {number}: not valid UTF-8 (byte {exc.start}). "
                                     "Nothing was imported; fix or remove that line.") from exc
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{path}, line {number}: not valid JSON ({exc.msg}). "
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise InvalidInputError(f"{path}, line {number}: not valid JSON ({getattr(exc, 'msg', exc)}). "
                                     "Nothing was imported; fix or remove that line.") from exc
         try:
+            if not isinstance(record, dict):
+                raise ValueError("each line must be a JSON object")
             if not header_seen:
-                if record.get("format") != FORMAT:
+                version = record.get("schema_version", 0)
+                if record.get("format") != FORMAT or isinstance(version, bool) or not isinstance(version, int):
                     raise ValueError(f"the first line must be a {FORMAT} header")
-                if record.get("schema_version", 0) > SCHEMA_VERSION:
-                    raise ValueError(f"schema version {record['schema_version']} is newer than this MemDesk "
+                if version > SCHEMA_VERSION:
+                    raise ValueError(f"schema version {version} is newer than this MemDesk "
                                      f"understands ({SCHEMA_VERSION}); upgrade MemDesk")
                 header_seen = True
                 continue
             kind = record.get("type")
             if kind == "memory":
-                item = MemoryItem.from_dict(record["item"])
-                item.memory = check_text(item.memory)
-                versions = [Version(v["version"], parse_iso(v["changed_at"]), v["reason"],
-                                    MemoryItem.from_dict(v["item"])) for v in record.get("history", [])]
-                memories.append((item, versions))
+                item = checked.memory_item(record.get("item"))
+                versions = checked.history(record.get("history", []), item)
+                text = content_hash(item.memory)
+                if item.id in seen:
+                    first, first_text = seen[item.id]
+                    if first_text != text:
+                        raise ValueError(f"the id {item.id} was already used on line {first} for another text")
+                    continue  # the same memory twice: once is enough
+                seen[item.id] = (number, text)
+                parsed.memories.append((number, item, versions))
             elif kind == "edge":
-                edges.append(Edge(record["src"], record["dst"], record["relation"],
-                                  parse_iso(record["created_at"]), float(record.get("weight", 1.0))))
+                parsed.edges.append((number, checked.edge(record)))
             else:
                 raise ValueError(f"unknown record type {kind!r}")
         except InvalidInputError as exc:
-            raise InvalidInputError(f"{path}, line {number}: {exc} Nothing was imported.") from exc
+            raise InvalidInputError(f"{path}, line {number}: {exc}. Nothing was imported; "
+                                    "fix or remove that line.") from exc
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInputError(f"{path}, line {number}: {exc}. Nothing was imported; "
                                     "fix or remove that line.") from exc
     if not header_seen:
         raise InvalidInputError(f"{path} is empty or has no {FORMAT} header line; is it a MemDesk export?")
-    return memories, edges
+    return parsed
 
 
 def import_jsonl(mem: "Memory", path: Path) -> ImportReport:
-    memories, edges = _parse(path)
+    parsed = _parse(path)
     report = ImportReport()
     with mem.db.write() as conn:
-        for item, versions in memories:
-            if conn.execute("SELECT 1 FROM memories WHERE id = ?", (item.id,)).fetchone():
+        for number, item, versions in parsed.memories:
+            present = conn.execute("SELECT content_hash FROM memories WHERE id = ?", (item.id,)).fetchone()
+            if present:
+                if present[0] != content_hash(item.memory):
+                    raise InvalidInputError(
+                        f"{path}, line {number}: the id {item.id} is already in the vault with another text. "
+                        "Nothing was imported; give that record a new id or edit the memory instead.")
                 report.skipped += 1
                 continue
             digest = content_hash(item.memory)
@@ -135,7 +168,7 @@ def import_jsonl(mem: "Memory", path: Path) -> ImportReport:
                 vault.insert_version(conn, rowid, version)
             report.added += 1
             report.ids.append(item.id)
-        for edge in edges:
+        for _, edge in parsed.edges:
             present = conn.execute("SELECT count(*) FROM memories WHERE id IN (?, ?)", (edge.src, edge.dst)).fetchone()[0]
             if present == 2 or (edge.src == edge.dst and present == 1):
                 conn.execute("INSERT OR IGNORE INTO edges(src, dst, relation, weight, created_at) VALUES (?, ?, ?, ?, ?)",

@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from engine.embed import Embedder
-from engine.errors import MemDeskError
+from engine.health import Health
 from engine.store import vault, vectors
-from engine.store.database import Database
+from engine.store.database import Database, VaultClosed
 
 log = logging.getLogger(__name__)
 
+MAX_RETRY_AFTER_S = 60.0
+
 
 class Indexer:
-    def __init__(self, db: Database, embedder: Embedder, batch_size: int = 32):
+    def __init__(self, db: Database, embedder: Embedder, batch_size: int = 32, *, health: Health | None = None,
+                 retry_after: float = 1.0):
         self.db = db
         self.embedder = embedder
         self.batch_size = batch_size
+        self.health = health or Health()
+        self.retry_after = retry_after  # first pause after a failed batch; doubles up to MAX_RETRY_AFTER_S
         self.last_error: str | None = None
         self._wake = threading.Event()
         self._idle = threading.Event()
@@ -87,6 +91,7 @@ class Indexer:
         return self._idle.wait(timeout)
 
     def _run(self) -> None:
+        pause: float | None = None  # the next pause after a failure; None while all is well
         while not self._stop.is_set():
             self._wake.wait(timeout=5.0)
             self._wake.clear()
@@ -94,15 +99,18 @@ class Indexer:
                 while not self._stop.is_set() and self.run_once():
                     pass
                 self.last_error = None
-            except MemDeskError as exc:
-                self.last_error = str(exc)
-                log.error("indexing paused: %s", exc)
-                time.sleep(1.0)
+                pause = None
+            except Exception as exc:  # noqa: BLE001 - the loop boundary: recorded, retried after a pause
+                if self._stop.is_set() or isinstance(exc, VaultClosed):
+                    return  # shutting down, or the vault closed under us
+                self.last_error = self.health.failed("indexer", "indexing new memories (search by meaning "
+                                                                "waits; keyword search works)", exc).error
+                # The same batch is tried again: a passing problem (disk full, a busy vault) heals,
+                # and a lasting one is retried less and less often, not in a tight loop.
+                pause = self.retry_after if pause is None else min(pause * 2, MAX_RETRY_AFTER_S)
+                self._stop.wait(pause)
+                self._wake.set()
                 continue
-            except RuntimeError:
-                if self._stop.is_set():
-                    return  # the vault closed under us during shutdown
-                raise
             with self._state_lock:
                 if not self._wake.is_set():
                     self._idle.set()

@@ -47,6 +47,9 @@ SKIP_DIRS = frozenset({"node_modules", "__pycache__", "venv", "site-packages"}) 
 RACY_NS = 2_000_000_000
 
 Progress = Callable[[int, int, str], None]
+# Paths are stored as text (SQLite TEXT, JSON provenance). A name that is not UTF-8 arrives
+# from the OS with undecodable bytes escaped, and cannot be stored; it is skipped, never fatal.
+NOT_UTF8 = "its name is not valid UTF-8, so MemDesk cannot record it; rename it to have it read"
 """on_progress(done, total, path): called after each file that needed work."""
 
 
@@ -155,8 +158,10 @@ class Ingestor:
         """Bring the vault in line with a folder (recursively) or one file; returns what changed."""
         started = time.perf_counter()
         root = absolute_path(path)
-        report = IngestReport(root)
-        if os.path.isfile(root):
+        report = IngestReport(shown(root))
+        if not utf8_name(root):
+            report.skipped.append(Skipped(shown(root), NOT_UTF8))
+        elif os.path.isfile(root):
             if self.accepts(root):
                 report.record(self.ingest_file(root))
             else:
@@ -174,6 +179,8 @@ class Ingestor:
         path = absolute_path(path)
         if not self.accepts(path):
             return FileResult(path, "ignored")
+        if not utf8_name(path):
+            return FileResult(shown(path), "skipped", NOT_UTF8)
         try:
             st = os.stat(path, follow_symlinks=False)
         except FileNotFoundError:
@@ -197,6 +204,8 @@ class Ingestor:
         """A file (or every file under a folder) is gone: archive its memories, forget its state."""
         path = absolute_path(path)
         results: list[FileResult] = []
+        if not utf8_name(path):
+            return results  # nothing was ever stored under such a name
         with self.mem.db.write() as conn:
             known = state.file_state(conn, path)
             targets = [path] if known is not None else list(state.files_under(conn, path))
@@ -213,8 +222,8 @@ class Ingestor:
         Returns the (old, new) file pairs moved. Content changes are picked up by `ingest_file(new)`."""
         old, new = absolute_path(old), absolute_path(new)
         moved: list[tuple[str, str]] = []
-        if old == new:
-            return moved
+        if old == new or not (utf8_name(old) and utf8_name(new)):
+            return moved  # to a name we cannot record: the old path's removal archives its memories
         replaced: list[str] = []
         with self.mem.db.write() as conn:
             if state.file_state(conn, old) is not None:
@@ -296,7 +305,11 @@ class Ingestor:
             subfolders = []
             for entry in listing:
                 try:
-                    if entry.is_symlink():
+                    if not utf8_name(entry.path):
+                        if self.accepts(entry.path) or (entry.is_dir(follow_symlinks=False)
+                                                        and not skipped_dir(entry.name)):
+                            report.skipped.append(Skipped(shown(entry.path), NOT_UTF8))
+                    elif entry.is_symlink():
                         if self.accepts(entry.path) or (entry.is_dir() and not skipped_dir(entry.name)):
                             report.skipped.append(Skipped(entry.path, "symbolic link (not followed; add the "
                                                                       "folder it points to instead)"))
@@ -478,6 +491,19 @@ class Ingestor:
 # ------------------------------------------------------------------ helpers
 def absolute_path(path: str | os.PathLike) -> str:
     return os.path.abspath(os.path.expanduser(os.fspath(path)))
+
+
+def utf8_name(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown(path: str) -> str:
+    """A path as text that can be printed and stored: undecodable bytes become U+FFFD."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def skipped_dir(name: str) -> bool:

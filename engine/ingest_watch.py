@@ -26,7 +26,9 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from engine.errors import InvalidInputError, MemDeskError
+from engine.health import Health
 from engine.ingest import Ingestor, IngestReport, Progress, absolute_path, is_inside, skipped_dir
+from engine.store.database import VaultClosed
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,9 @@ class FolderWatcher:
     def __init__(self, ingestor: Ingestor, folders: Iterable[str | os.PathLike], *,
                  on_report: ReportCallback | None = None, on_progress: Progress | None = None,
                  on_error: ErrorCallback | None = None, debounce: float = 0.5, scan_on_start: bool = True,
-                 rescan_interval: float | None = None):
+                 rescan_interval: float | None = None, health: Health | None = None):
         self.ingestor = ingestor
+        self.health = health or getattr(ingestor.mem, "health", None) or Health()
         self.folders = list(dict.fromkeys(absolute_path(f) for f in folders))
         self.on_report = on_report
         self.on_progress = on_progress
@@ -133,6 +136,12 @@ class FolderWatcher:
                 self._lock.wait(0.05 if left is None else min(left, 0.05))
             return True
 
+    def wait_until_seen(self, path: str | os.PathLike, timeout: float | None = None) -> bool:
+        """Until a change to `path` is queued; a paused watcher keeps it queued until resume()."""
+        path = absolute_path(path)
+        with self._lock:
+            return self._lock.wait_for(lambda: path in self._pending, timeout)
+
     # ---------------------------------------------------------------- the events
     def _root_of(self, path: str) -> str | None:
         inside = [f for f in self.folders if path == f or is_inside(path, f)]
@@ -182,20 +191,22 @@ class FolderWatcher:
                     self._scan_all()
                 elif work:
                     self._handle(work)
-            except MemDeskError as exc:
-                self.last_error = str(exc)
-                log.error("ingestion failed: %s", exc)
-                if self.on_error is not None:
-                    self.on_error(exc)
-                time.sleep(min(1.0, self.debounce * 2))
-            except RuntimeError:
-                if self._stopping:
-                    return  # the vault closed under us during shutdown
-                raise
+            except Exception as exc:  # noqa: BLE001 - the loop boundary: recorded, reported, and the next change is read
+                if self._stopping or isinstance(exc, VaultClosed):
+                    return  # shutting down, or the vault closed under us
+                self._failed(exc)
             finally:
                 with self._lock:
                     self._busy = False
                     self._lock.notify_all()
+
+    def _failed(self, exc: Exception) -> None:
+        failure = self.health.failed("watcher", "reading your watched folders", exc)
+        self.last_error = failure.error
+        if self.on_error is not None:
+            self.on_error(exc if isinstance(exc, MemDeskError) else MemDeskError(failure.error))
+        with self._lock:  # a pause, so that a failure repeating on every event cannot spin
+            self._lock.wait(min(1.0, self.debounce * 2))
 
     def _next_work(self) -> str | list[tuple[str, str | None]] | None:
         """Under the lock: wait for something to do. None means stop; "scan" a full scan; else a
@@ -260,22 +271,31 @@ class FolderWatcher:
                 with self._lock:  # not done: handle it again after resume (which rescans anyway)
                     self._pending.setdefault(path, 0.0)
                 continue
-            if os.path.isdir(path) and not os.path.islink(path):
-                report.merge(self.ingestor.scan(path, should_stop=self._should_stop))
-            elif os.path.lexists(path):
-                result = self.ingestor.ingest_file(path)
-                if path in renamed and result.action == "unchanged":
-                    report.files += 1
-                else:
-                    report.record(result)
-            else:
-                for result in self.ingestor.remove(path):
-                    report.record(result)
+            try:
+                self._handle_path(path, path in renamed, report)
+            except Exception as exc:  # noqa: BLE001 - one file's failure is recorded; the batch goes on
+                if self._stopping or isinstance(exc, VaultClosed):
+                    raise
+                self._failed(exc)
             if self.on_progress is not None:
                 self.on_progress(done, len(paths), path)
         report.seconds = time.perf_counter() - started
         if self.on_report is not None and (report.changed or report.skipped):
             self.on_report(report)
+
+
+    def _handle_path(self, path: str, renamed: bool, report: IngestReport) -> None:
+        if os.path.isdir(path) and not os.path.islink(path):
+            report.merge(self.ingestor.scan(path, should_stop=self._should_stop))
+        elif os.path.lexists(path):
+            result = self.ingestor.ingest_file(path)
+            if renamed and result.action == "unchanged":
+                report.files += 1
+            else:
+                report.record(result)
+        else:
+            for result in self.ingestor.remove(path):
+                report.record(result)
 
 
 class _Handler(FileSystemEventHandler):

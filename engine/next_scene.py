@@ -87,8 +87,8 @@ class Preparer:
     def build(self, session_id: str, should_stop=lambda: False) -> bool:
         """Compute and keep the prefix state for this session's next turn; False if it already exists."""
         model = self.chat.model
-        if not isinstance(model, StatefulModel):
-            return False
+        if not isinstance(model, StatefulModel) or not self.chat.profile.cacheable_prefix:
+            return False  # the compact profile has no memory prefix worth a KV state
         turn, ids = self.chat.prefix_for(session_id)
         tokens = model.tokenize(model.render_chat([turn], add_generation_prompt=False))
         self.prefix_ids[session_id] = set(ids)

@@ -21,6 +21,8 @@ from engine.cube import Filters, MemoryItem, MemoryType, Relation, Source, Sourc
 from engine.errors import InvalidInputError, MemDeskError
 from engine.llm.base import ChatModel, ChatTurn, GenerationConfig
 from engine.notes import is_assistant_turn, is_question_only, note_text, spoken_text, statements
+from engine.preferences import Considerations
+from engine.reader_preferences import preferences
 from engine.reader_rules import Extracted, Utterance, extract
 from engine.reader_updates import (UPDATE_SIMILARITY, Correction, common_nouns, corrections, holds_all, is_update,
                                    same_thing, third_person)
@@ -145,6 +147,9 @@ class MemReader:
         utterances = utterances_of(raw)
         items = extract(utterances, user_name=self.user_name)
         items += self._known_people_moves(utterances, {i.key.lower() for i in items})
+        # Preferences said any other way, for the messages the precise rules found none in.
+        stated = {m for i in items if i.memory_type == MemoryType.PREFERENCE.value for m in i.message_ids}
+        items += [p for p in preferences([u for u in utterances if u.message_id not in stated], self.user_name)]
         if self.use_model:
             try:
                 speakers = [u for u in utterances if u.is_user]
@@ -213,8 +218,14 @@ class MemReader:
         near = self._near_duplicate(item, scope)
         if near is not None:
             return Applied(near.id, "merged", item)
-        result = self.mem.add(item.memory, **fields)
+        result = self.mem.add(item.memory, **fields, info=self._about(item))
         return Applied(result.id, "merged" if not result.created else "added", item)
+
+    def _about(self, item: Extracted) -> dict | None:
+        """A preference's area and the kinds of request it applies to, stored on it (engine.preferences)."""
+        if item.memory_type != MemoryType.PREFERENCE.value or self.mem.embedder is None:
+            return None
+        return Considerations.for_embedder(self.mem.embedder).describe(self.mem.embedder.encode([item.memory])[0])
 
     def _near_duplicate(self, item: Extracted, scope: str) -> MemoryItem | None:
         if self.mem.embedder is None:

@@ -90,7 +90,9 @@ _ADV = (r"really|truly|absolutely|totally|just|also|genuinely|honestly|seriously
         r"|actually|personally|kind of|sort of|always|generally|usually|much|now|currently|recently"
         r"|finally|officially|even")
 _VERBS = ("live work like love enjoy adore hate dislike detest loathe prefer want need own eat come go teach "
-          "study know feel think get make find keep play write use see miss watch try wish hope mean say")
+          "study know feel think get make find keep play write use see miss watch try wish hope mean say read "
+          "drink buy take check clear run walk cook stretch switch throw bring split end skip pick choose order "
+          "avoid carry spend save need")
 _CONJ = {"am": "is", "have": "has", "do": "does", "don't": "doesn't", "haven't": "hasn't"} | {
     v: v[:-1] + "ies" if v[-1] == "y" and v[-2] not in "aeiou"
     else v + "es" if v.endswith(("s", "sh", "ch", "o")) else v + "s" for v in _VERBS.split()}

@@ -30,6 +30,7 @@ from engine.text import STOPWORDS, keywords
 MIN_COSINE = 0.40
 MIN_COVERAGE = 0.5
 COVERAGE_WEIGHT = 0.25
+REQUEST_PREFERENCE_SCORE = 0.4  # a preference scoring this (engine.preferences) may govern a request
 # Of the relevant notes, those far below the best one are left out: a small model answers
 # from the last or the most prominent note, not the right one.
 RELATIVE_FLOOR = 0.15
@@ -112,9 +113,9 @@ def recall(mem: Memory, text: str, *, session_id: str | None, now: datetime, pro
     def keep(item: MemoryItem) -> bool:
         return usable(item) and not (session_id and _said_in_session(item, session_id))
 
-    def search(query: str, qvec, filters: Filters, limit: int, exclude=keep) -> list[Recalled]:
+    def search(query: str, qvec, filters: Filters, limit: int) -> list[Recalled]:
         words = [w for w in keywords(query) if w not in _QUESTION_WORDS]
-        hits = mem.search(query, k=limit, filters=filters, reference_time=now, query_vector=qvec, keep=exclude)
+        hits = mem.search(query, k=limit, filters=filters, reference_time=now, query_vector=qvec, keep=keep)
         return [Recalled(h.item, h.score, float(h.signals.get("vector", 0.0)), coverage(words, h.item.memory))
                 for h in hits]
 
@@ -134,9 +135,15 @@ def recall(mem: Memory, text: str, *, session_id: str | None, now: datetime, pro
         better = {r.item.id: r for r in search(expanded, mem.embed_query(expanded), base, k)}
         found = [max(r, better.pop(r.item.id, r), key=lambda x: x.relevance) for r in found] + list(better.values())
     only_prefs = Filters(scope=scope, memory_types=(MemoryType.PREFERENCE.value,))
-    prefs = search(text, qvec, only_prefs, preference_k, exclude=None)
+    # Preferences on their own, by meaning (engine.preferences): what governs a request shares
+    # few words with it.
+    pref_words = [w for w in keywords(text) if w not in _QUESTION_WORDS]
+    prefs = [Recalled(p.item, p.score, p.cosine, coverage(pref_words, p.item.memory))
+             for p in mem.search_preferences(text, k=preference_k, scope=scope, query_vector=qvec)]
     out = Recall(personal_question=personal_question(text), asks_when=bool(intent.window or _ASKS_WHEN.search(text)))
-    out.standing = mem.list(only_prefs, order="priority", limit=preference_k)
+    # Standing preferences (in every turn, the full layout's cached prefix) are those the user
+    # pinned or ranked; the rest must earn their place by governing the request.
+    out.standing = [p for p in mem.list(only_prefs, order="priority", limit=preference_k) if p.pinned or p.priority > 0]
     style = mem.find_by_key(STYLE_KEY, scope=scope or "default", memory_types=(MemoryType.PREFERENCE.value,))
     out.brief = _wants_brief(style + out.standing + [p.item for p in prefs])
     pref_ids = {p.item.id for p in prefs}
@@ -150,7 +157,13 @@ def recall(mem: Memory, text: str, *, session_id: str | None, now: datetime, pro
             memories = [_hop(r, names) if _names_in(r, names) else r for r in memories
                         if answers(r.item, wanted) or _names_in(r, names)]
             prefs = [r for r in prefs if answers(r.item, wanted)]
-        memories, prefs = _most_relevant(memories), _most_relevant(prefs)
+            prefs = _most_relevant(prefs)
+        else:
+            # A request ("suggest a dinner") is shaped by preferences that share few words with it:
+            # the closest ones are given unless they are plainly unrelated.
+            # Answer length is kept by the reply budget and the system line, not by a note.
+            prefs = [r for r in prefs if r.score >= REQUEST_PREFERENCE_SCORE and r.item.key != STYLE_KEY]
+        memories = _most_relevant(memories)
     out.memories, out.preferences = memories, prefs
     return out
 

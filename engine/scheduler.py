@@ -22,13 +22,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from engine.errors import MemDeskError, Preempted
+from engine.errors import Preempted
+from engine.health import Health
 from engine.jobs import JobQueue
+from engine.store.database import VaultClosed
 
 log = logging.getLogger(__name__)
 
 PRIORITY = {"extract": 10, "prefix_build": 5, "next_scene": 6, "nightly": 1}
 MAX_PENDING = 64
+# What Settings' "Prepare the next reply in the background" turns off. Extraction (persisted
+# jobs) and the nightly tasks are not preparation: they run either way.
+PREPARATION = frozenset({"prefix_build", "next_scene"})
+RETRY_AFTER_S = 1.0  # the executor's pause after its own loop failed, so a repeating failure cannot spin
 
 TaskRun = Callable[[Callable[[], bool]], None]
 """A task body; it is passed `should_stop()` and must return early (or raise Preempted) when true."""
@@ -57,9 +63,11 @@ class _Task:
 
 
 class MemScheduler:
-    def __init__(self, jobs: JobQueue | None = None, max_pending: int = MAX_PENDING):
-        self.jobs = jobs
+    def __init__(self, jobs: JobQueue | None = None, max_pending: int = MAX_PENDING, *,
+                 health: Health | None = None):
+        self.health = health or (jobs.health if jobs is not None else Health())
         self.max_pending = max_pending
+        self.preparation = True  # see PREPARATION
         self.model_lock = threading.RLock()  # whoever runs the model holds it
         self._heap: list[_Task] = []
         self._by_key: dict[str, _Task] = {}
@@ -67,6 +75,10 @@ class MemScheduler:
         self._cv = threading.Condition()
         self._foreground = 0
         self._running: str | None = None
+        self._busy = False  # run_pending() is under way on the executor
+        self._jobs_waiting = False  # a job was enqueued since the executor last looked
+        self._jobs: JobQueue | None = None
+        self.jobs = jobs
         self._errors: deque[dict] = deque(maxlen=10)
         self.completed: Counter[str] = Counter()
         self.dropped = 0
@@ -76,11 +88,39 @@ class MemScheduler:
         self._nightly: dict[str, TaskRun] = {}
         self._nightly_done_on: date | None = None
 
+    @property
+    def jobs(self) -> JobQueue | None:
+        return self._jobs
+
+    @jobs.setter
+    def jobs(self, queue: JobQueue | None) -> None:
+        """The persisted queue this executor runs; an enqueue there wakes the executor."""
+        if self._jobs is not None and self._job_enqueued in self._jobs.on_enqueued:
+            self._jobs.on_enqueued.remove(self._job_enqueued)
+        self._jobs = queue
+        if queue is not None:
+            queue.on_enqueued.append(self._job_enqueued)
+
+    def _job_enqueued(self) -> None:
+        with self._cv:
+            self._jobs_waiting = True
+            self._cv.notify_all()
+
+    def set_preparation(self, enabled: bool) -> None:
+        """Settings: prepare the next reply in the background (prefix builds, next-scene
+        prediction) or not. Extraction and nightly tasks are not affected."""
+        self.preparation = enabled
+        if not enabled:
+            for kind in PREPARATION:
+                self.cancel(kind=kind)
+
     # ------------------------------------------------------------ the queue
     def submit(self, kind: str, run: TaskRun, *, key: str | None = None, priority: int | None = None) -> bool:
         """Queue a task; an equal `key` replaces the pending one. False when the queue was full
-        and this task was the least important."""
+        and this task was the least important, or when it prepares and preparation is off."""
         prio = PRIORITY.get(kind, 0) if priority is None else priority
+        if kind in PREPARATION and not self.preparation:
+            return False
         with self._cv:
             if key is not None and key in self._by_key:
                 self._by_key.pop(key).cancelled = True
@@ -187,9 +227,11 @@ class MemScheduler:
             task.attempts += 1
             if task.attempts < 5:  # retried once the user's turn is over
                 self.submit(task.kind, task.run, key=task.key, priority=-task.sort[0])
-        except MemDeskError as exc:
-            log.warning("%s task failed: %s", task.kind, exc)
-            self._errors.append({"kind": task.kind, "error": str(exc), "at": time.time()})
+        except VaultClosed:
+            raise  # not the task's fault: the loop ends (serve)
+        except Exception as exc:  # noqa: BLE001 - the executor's loop boundary: recorded, and the next task runs
+            failure = self.health.failed("scheduler", f"{task.kind} task", exc)
+            self._errors.append({"kind": task.kind, "error": failure.error, "at": failure.at})
         finally:
             self._running = None
             log.debug("%s task took %.0f ms", task.kind, (time.perf_counter() - started) * 1000)
@@ -200,19 +242,53 @@ class MemScheduler:
             self._thread = threading.Thread(target=self.serve, name="memdesk-scheduler", daemon=True)
             self._thread.start()
 
+    def allow_restart(self) -> None:
+        """Undo `stop()` so that `serve()` runs again (the app's QThread is started anew)."""
+        self._stop.clear()
+
+    def _has_work(self) -> bool:
+        return self._foreground == 0 and (self._jobs_waiting or any(not t.cancelled for t in self._heap))
+
     def serve(self) -> None:
-        """The executor loop, until `stop()`: the app calls it from its QThread, `start()` from a thread."""
-        while not self._stop.is_set():
-            with self._cv:
-                self._cv.wait_for(lambda: self._stop.is_set() or (self._foreground == 0 and any(
-                    not t.cancelled for t in self._heap)), timeout=5.0)
-            self.tick()
-            try:
-                self.run_pending()
-            except RuntimeError:
-                if self._stop.is_set():
-                    return  # the vault closed during shutdown
-                raise
+        """The executor loop, until `stop()`: the app calls it from its QThread, `start()` from a thread.
+        It never ends on a failure: each is recorded in `health` and the loop goes on."""
+        try:
+            while not self._stop.is_set():
+                with self._cv:
+                    self._cv.wait_for(lambda: self._stop.is_set() or self._has_work(), timeout=5.0)
+                    self._jobs_waiting = False
+                    self._busy = True
+                try:
+                    self.tick()
+                    self.run_pending()  # also renews the job queue's lease while idle (JobQueue.claim)
+                except Exception as exc:  # noqa: BLE001 - the loop boundary: recorded, paused, and on again
+                    if self._stop.is_set() or isinstance(exc, VaultClosed):
+                        return  # shutting down, or the vault closed under us: nothing left to do
+                    self.health.failed("scheduler", "background work", exc)
+                    self._stop.wait(RETRY_AFTER_S)
+                finally:
+                    with self._cv:
+                        self._busy = False
+                        self._cv.notify_all()
+        finally:
+            self._release_jobs()
+
+    def _release_jobs(self) -> None:
+        if self.jobs is None:
+            return
+        try:
+            self.jobs.release()
+        except VaultClosed:
+            pass  # the lease lapses with this process
+        except Exception as exc:  # noqa: BLE001 - the loop is ending; the lease then lapses on its own
+            self.health.failed("scheduler", "giving the job queue back", exc)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Until the executor loop has nothing queued in memory and is not running anything
+        (persisted jobs are not waited for). False on timeout."""
+        with self._cv:
+            return self._cv.wait_for(lambda: not self._busy and not self._jobs_waiting
+                                     and not any(not t.cancelled for t in self._heap), timeout)
 
     def stop(self) -> None:
         self._stop.set()
@@ -223,11 +299,14 @@ class MemScheduler:
             self._thread = None
 
     def status(self) -> dict:
+        """Read-only (a status query never changes the queue): in-memory tasks, persisted jobs and
+        the failures the vault's background loops recorded (`health`)."""
         with self._cv:
             pending = Counter(t.kind for t in self._heap if not t.cancelled)
-        jobs = self.jobs.status() if self.jobs is not None else {"counts": {}, "last_errors": []}
+        jobs = self.jobs.status() if self.jobs is not None else {"counts": {}, "last_errors": [], "owner": None}
         for kind, counts in jobs["counts"].items():
             pending[kind] += counts.get("pending", 0)
         return {"pending": dict(pending), "running": self._running, "completed": dict(self.completed),
                 "dropped": self.dropped, "last_errors": list(self._errors) + jobs["last_errors"],
-                "jobs": jobs["counts"]}
+                "jobs": jobs["counts"], "owner": jobs.get("owner"), "preparation": self.preparation,
+                "failures": [f.to_dict() for f in self.health.failures()]}

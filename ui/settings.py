@@ -243,20 +243,21 @@ class SettingsDialog(QDialog):
 
     def _scheduler_page(self) -> QWidget:
         page = _page("schedulerPage")
-        self.scheduler_enabled = QCheckBox("Prepare in the background")
+        self.scheduler_enabled = QCheckBox("Prepare the next reply in the background")
         self.scheduler_enabled.setObjectName("schedulerEnabled")
-        self.scheduler_enabled.setToolTip("Prefetch memories and precompute model state between chats")
+        self.scheduler_enabled.setToolTip("Turns off only the preparation of the next reply; reading facts out of "
+                                          "your chats and nightly learning go on either way")
         self.nightly_start = _hour_combo("nightlyStart")
         self.nightly_end = _hour_combo("nightlyEnd")
-        self.scheduler_enabled.toggled.connect(self.nightly_start.setEnabled)
-        self.scheduler_enabled.toggled.connect(self.nightly_end.setEnabled)
         window = _hrow(self.nightly_start, QLabel("to"), self.nightly_end, stretch=None)
         window.addStretch(1)
         self.scheduler_message = self._wrapping_label("schedulerMessage")
         form = _FormGrid(page)
         form.add(self.scheduler_enabled)
         form.add("", self._note("Between chats MemDesk fetches the memories your next question will "
-                                "likely need and precomputes the model's state, so answers start sooner."))
+                                "likely need and precomputes the model's state, so answers start sooner. "
+                                "Unticked, only this stops: replies start a little later, while reading "
+                                "facts out of your chats and learning your preferences at night go on."))
         form.add("Nightly window:", window)
         form.add("", self._note("Heavier work, such as learning your stable preferences, runs only in "
                                 "this window. It may cross midnight (e.g. 23:00 to 05:00)."))
@@ -395,8 +396,6 @@ class SettingsDialog(QDialog):
         self.scheduler_enabled.setChecked(settings.scheduler_enabled)
         self.nightly_start.setCurrentIndex(settings.nightly_start_hour % 24)
         self.nightly_end.setCurrentIndex(settings.nightly_end_hour % 24)
-        self.nightly_start.setEnabled(settings.scheduler_enabled)
-        self.nightly_end.setEnabled(settings.scheduler_enabled)
         self.data_dir.setText(settings.data_dir)
         self.set_info(self._info)
         for label in (self.folder_message, self.data_dir_message, self.scheduler_message):

@@ -23,7 +23,9 @@ class AppSettings:
     backend: str = "auto"
     context_profile: str = "auto"  # "auto" (by model size), "compact" (small models) or "full"
     watched_folders: list[str] = field(default_factory=list)
-    scheduler_enabled: bool = True  # background preparation (prefetch, KV precompute, nightly learning)
+    # Preparing the next reply in the background (prefetch, KV precompute). Extraction and nightly
+    # learning are not part of it and always run. The name is kept for existing settings files.
+    scheduler_enabled: bool = True
     nightly_start_hour: int = 2
     nightly_end_hour: int = 5
     data_dir: str = ""  # "" = the platform default; a change takes effect at the next start
@@ -67,6 +69,6 @@ def nightly_problem(settings: AppSettings) -> str | None:
     hours = (settings.nightly_start_hour, settings.nightly_end_hour)
     if any(not 0 <= hour <= 23 for hour in hours):
         return "Nightly hours run from 0 to 23."
-    if settings.scheduler_enabled and hours[0] == hours[1]:
+    if hours[0] == hours[1]:
         return "The nightly window is empty: choose different start and end hours."
     return None

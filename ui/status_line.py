@@ -6,8 +6,11 @@ see at a glance (can I send yet? why not?), the rest says what runs in the backg
 """
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QStatusBar, QStyle, QWidget
+import time
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QStatusBar, QStyle, QWidget
 
 MODEL_STATES = ("loading", "ready", "error")
 
@@ -55,16 +58,33 @@ class StatusSection(QWidget):
         return self._full
 
 
+class _ClickableSection(StatusSection):
+    clicked = Signal()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit()
+        super().mousePressEvent(event)
+
+
 class StatusLine(QStatusBar):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("chatStatusLine")
+        self.failure = _ClickableSection("backgroundFailure", self)
+        self.failure.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.failure.label.setStyleSheet(f"color: {ERROR_COLOR};")
+        self.failure.clicked.connect(self.show_failure_details)
         self.ingest = StatusSection("ingestStatus", self)
         self.scheduler = StatusSection("schedulerStatus", self)
         self.model = StatusSection("modelStatus", self)
-        for section in (self.ingest, self.scheduler, self.model):
+        for section in (self.failure, self.ingest, self.scheduler, self.model):
             self.addPermanentWidget(section)
         self.ingest.hide()
+        self.failure.hide()
+        self.log_file = ""  # where the app's log is, named in the failure details
+        self._failures: list[dict] = []
+        self._seen = 0  # the newest failure (its seq) the person has dismissed
         self.model_state = "loading"
         self.set_model_status("loading", "Model: loading…")
         self.set_scheduler_status("")
@@ -84,6 +104,43 @@ class StatusLine(QStatusBar):
         self.scheduler.set(f"Background: {shown}", _ICONS["scheduler"],
                            f"Background work (MemScheduler): {shown}.\nIt prepares memories for your next "
                            "message and reads new memories out of your chats, without delaying a reply.")
+
+    def set_failures(self, failures: list[dict]) -> None:
+        """Failures of background work (engine.health Failure dicts, oldest first). The newest one
+        not dismissed yet is shown; a click shows them all."""
+        self._failures = list(failures)
+        fresh = [f for f in self._failures if f["seq"] > self._seen]
+        if not fresh:
+            self.failure.hide()
+            return
+        latest = fresh[-1]
+        repeated = f" ({latest['count']} times)" if latest.get("count", 1) > 1 else ""
+        self.failure.set(f"Background work failed: {latest['what']}{repeated}", _ICONS["error"],
+                         f"{latest['what']}: {latest['error']}\nClick for the details.")
+        self.failure.show()
+
+    def failure_details(self) -> str:
+        lines = []
+        for failure in reversed(self._failures[-10:]):
+            when = time.strftime("%H:%M:%S", time.localtime(failure["at"]))
+            repeated = f" ({failure['count']} times in a row)" if failure.get("count", 1) > 1 else ""
+            lines.append(f"{when} — {failure['what']}{repeated}:\n{failure['error']}")
+        if self.log_file:
+            lines.append(f"The log file (no memory text in it) is {self.log_file}.")
+        return "\n\n".join(lines)
+
+    def show_failure_details(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Background work failed", self.failure_details(),
+                          QMessageBox.StandardButton.Close, self.window())
+        box.setObjectName("failureDetails")
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.finished.connect(lambda _result: self.dismiss_failures())
+        box.open()
+
+    def dismiss_failures(self) -> None:
+        """Seen: hide the failure until a new one is recorded."""
+        self._seen = max([self._seen, *(f["seq"] for f in self._failures)])
+        self.failure.hide()
 
     def set_ingest_status(self, text: str) -> None:
         self.ingest.set(text, _ICONS["ingest"], f"{text}\nWatched folders are indexed in the background.")

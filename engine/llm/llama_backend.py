@@ -40,6 +40,10 @@ class LlamaCppModel:
                               adapter=fingerprint_file(lora_path) if lora_path else None,
                               n_params=int(self._llm._model.n_params()))
         self._turn_openers: dict[int, float] | None = None
+        # Tokens whose KV state save_state/load_state put in the context on purpose (activation
+        # memory); the next prompt may continue from them. Anything else in the context is left
+        # over from an earlier generation, and a prompt is never continued from that (stream()).
+        self._prefix: tuple[int, ...] = ()
 
     # -------------------------------------------------------------- tokens
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
@@ -73,6 +77,16 @@ class LlamaCppModel:
             raise ModelError(f"The prompt ({len(prompt_tokens)} tokens) plus the reply ({config.max_tokens}) "
                              f"exceed the model's context of {self.info.n_ctx} tokens.")
         stats.prompt_tokens = len(prompt_tokens)
+        # llama-cpp-python reuses whatever prefix of the prompt is still in the context, so the
+        # same prompt sent twice had its last token evaluated alone the second time. A batch of
+        # one takes another matmul path in ggml than a full prompt; the logits differ in the last
+        # bits and greedy decoding picked another token at near-ties ("Name three colours."
+        # gave two different replies). A reply now depends only on the prompt and on the prefix
+        # state restored on purpose, never on what the model generated before.
+        prefix = self._prefix
+        self._prefix = ()
+        if not (prefix and tuple(prompt_tokens[:len(prefix)]) == prefix):
+            self._llm.reset()
         chunks = self._llm.create_completion(
             prompt_tokens, max_tokens=config.max_tokens, temperature=config.temperature, top_p=config.top_p,
             stop=list(config.stop) or None, seed=config.seed, grammar=grammar, stream=True,
@@ -102,6 +116,7 @@ class LlamaCppModel:
 
     def reset(self) -> None:
         """Forget every evaluated token (the next prompt is prefilled from scratch)."""
+        self._prefix = ()
         self._llm.reset()
 
     # ------------------------------------------------------ activation memory
@@ -121,6 +136,7 @@ class LlamaCppModel:
                 self.reset()
                 raise Preempted("prefill stopped to make way for a chat turn")
             self._llm.eval(tokens[start:start + _CHUNK])
+        self._prefix = tuple(tokens)
         ctx = self._llm._ctx.ctx
         size = llama_cpp.llama_state_seq_get_size(ctx, 0)
         buffer = (ctypes.c_uint8 * size)()
@@ -141,6 +157,8 @@ class LlamaCppModel:
             raise ModelError("llama.cpp rejected the saved state (another model or context size?).")
         self._llm.input_ids[: len(tokens)] = tokens
         self._llm.n_tokens = len(tokens)
+        self._llm._requires_eval = True  # no logits were restored: a prompt equal to `tokens` must be evaluated
+        self._prefix = tuple(tokens)
 
     def close(self) -> None:
         llm, self._llm = getattr(self, "_llm", None), None

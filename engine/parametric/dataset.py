@@ -32,7 +32,7 @@ from datetime import datetime
 
 from engine.api import Memory
 from engine.chat import ChatConfig
-from engine.chat import _system as chat_system  # the very text a chat turn starts with, so the two never drift
+from engine.chat import system_text as chat_system  # the very text a chat turn starts with, so the two never drift
 from engine.cube import Filters, MemoryItem, MemoryType, Status, from_ts, to_utc, ts, utcnow
 from engine.errors import CorruptStoreError, InvalidInputError, NotFoundError, Preempted
 from engine.feedback import Feedback, RatedTurn

@@ -14,14 +14,13 @@ adapter then written as a GGUF LoRA for llama.cpp; mlx-lm for an MLX model folde
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from engine.api import Memory
 from engine.errors import InvalidInputError, MemDeskError
+from engine.scratch import private_scratch
 from engine.feedback import Feedback
 from engine.llm.base import ChatModel
 from engine.llm.registry import default_model_path
@@ -54,11 +53,9 @@ class NightlyReport:
                 "adapter": self.adapter.to_dict() if self.adapter else None}
 
 
-def _scratch() -> tempfile.TemporaryDirectory:
-    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    folder = tempfile.TemporaryDirectory(prefix="memdesk-train-", dir=base)
-    os.chmod(folder.name, 0o700)
-    return folder
+def _scratch():
+    """Training's work folder: decrypted checkpoints and weights, in RAM where possible."""
+    return private_scratch("train")
 
 
 class AdapterJob:

@@ -6,14 +6,13 @@ metrics, created_at and a status: training -> candidate -> active -> retired (or
 rejected / failed). One adapter is active per base model; activating another retires
 it, and `rollback` brings back the one active before. The weights live in the vault
 (encrypted like everything else); `materialise` writes the GGUF LoRA to a private,
-short-lived file only for llama.cpp to read it, and removes it after the load.
+short-lived file only for llama.cpp to read it, and removes it after the load (in RAM where
+the system has a RAM folder; engine/scratch.py).
 """
 from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from collections.abc import Iterator
 
 from engine.cube import from_ts, new_id, ts, utcnow
 from engine.errors import InvalidInputError, ModelError, NotFoundError
+from engine.scratch import private_scratch
 from engine.store.database import Database
 
 STATUSES = ("training", "candidate", "active", "retired", "rejected", "failed")
@@ -197,14 +197,9 @@ class AdapterRegistry:
 
     @contextmanager
     def materialise(self, adapter_id: str, kind: str = "gguf") -> Iterator[Path]:
-        """The adapter as files for a loader that needs a path, removed when the block ends.
-
-        Written to a private (0700) folder, in RAM (/dev/shm) where the system has one, so
-        the decrypted weights do not outlive the load on disk."""
-        base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-        with tempfile.TemporaryDirectory(prefix="memdesk-adapter-", dir=base) as tmp:
-            folder = Path(tmp)
-            os.chmod(folder, 0o700)
+        """The adapter as files for a loader that needs a path, removed when the block ends
+        (a private scratch folder, in RAM where possible: engine/scratch.py)."""
+        with private_scratch("adapter") as folder:
             if kind == "gguf":
                 with self.db.read() as conn:
                     row = conn.execute("SELECT gguf FROM adapters WHERE id = ?", (adapter_id,)).fetchone()

@@ -20,13 +20,21 @@ from engine.store.connection import open_connection, translate_errors
 from engine.store.migrations import migrate
 
 
+class VaultClosed(RuntimeError):
+    """The vault was closed; a background loop that meets this has nothing left to do."""
+
+
 class Database:
     def __init__(self, path: Path, key: bytes, *, create: bool):
         self.path = path
         self._key = key
         self._writer = open_connection(path, key, create=create)
-        with translate_errors(path):
-            self.applied_migrations = migrate(self._writer)
+        try:
+            with translate_errors(path):
+                self.applied_migrations = migrate(self._writer)
+        except BaseException:
+            self._writer.close()
+            raise
         self._write_lock = threading.RLock()
         self._held: dict[int, apsw.Connection] = {}  # thread ident -> the reader it has checked out
         self._idle: list[apsw.Connection] = []
@@ -36,11 +44,35 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[apsw.Connection]:
-        """One transaction on the writer; committed on success, rolled back on any error."""
+        """One transaction on the writer; committed on success, rolled back on any error.
+
+        It begins IMMEDIATE, taking the vault's write lock before its first read. A deferred
+        transaction reads first and upgrades at its first write; if another process (the
+        app, a `memdesk` command) committed in between, SQLite fails the upgrade at once with
+        "database is locked" and never applies the busy timeout. Taking the lock up front
+        makes a second process wait its turn (up to BUSY_TIMEOUT_MS, then VaultBusyError)."""
         with self._write_lock, translate_errors(self.path):
             self._check_open()
-            with self._writer:
-                yield self._writer
+            writer = self._writer
+            if writer.in_transaction:  # nested on this thread: a savepoint inside the open transaction
+                with writer:
+                    yield writer
+                return
+            writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield writer
+                writer.execute("COMMIT")
+            finally:
+                if writer.in_transaction:  # an error in the block, or in COMMIT itself
+                    writer.execute("ROLLBACK")
+
+    @contextmanager
+    def exclusive(self) -> Iterator[apsw.Connection]:
+        """The writer outside any transaction, for what cannot run inside one (wal_checkpoint,
+        VACUUM); other writes wait until the block ends."""
+        with self._write_lock, translate_errors(self.path):
+            self._check_open()
+            yield self._writer
 
     @contextmanager
     def read(self) -> Iterator[apsw.Connection]:
@@ -72,23 +104,32 @@ class Database:
             with self._readers_lock:
                 if not self._closed:
                     self._idle.append(conn)
+                else:  # close() ran while this read was under way and left the reader to us
+                    self._readers.remove(conn)
+                    conn.close()
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError("the vault is closed")
+            raise VaultClosed("the vault is closed")
 
     def close(self) -> None:
+        """Close the vault. A write under way finishes first (close waits for the write lock);
+        a read under way keeps its connection until it ends, and that connection is closed then.
+        Closing a connection another thread is using would fail that thread's read half-way."""
         if self._closed:
             return
         with self._write_lock:
             self._closed = True
             with self._readers_lock:
-                for conn in self._readers:
+                for conn in self._idle:
                     conn.close()
-                self._readers.clear()
+                    self._readers.remove(conn)
                 self._idle.clear()
+                reading = bool(self._readers)
+            # TRUNCATE waits (busy timeout) for readers; one of ours still reading would only delay it.
+            mode = "PASSIVE" if reading else "TRUNCATE"
             try:
-                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                self._writer.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
             except apsw.BusyError:
                 pass  # another process is reading; the next close checkpoints
             self._writer.close()

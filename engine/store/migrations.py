@@ -251,9 +251,15 @@ def m007_turn_by_message(conn: apsw.Connection) -> None:
     """)
 
 
+def m008_fts_secure_delete(conn: apsw.Connection) -> None:
+    """Deleting a memory removes its words from the keyword index at once, instead of leaving
+    them in the index blocks (under a delete marker) until a merge rewrites them."""
+    conn.execute("INSERT INTO memory_fts(memory_fts, rank) VALUES ('secure-delete', 1)")
+
+
 MIGRATIONS: list[Callable[[apsw.Connection], None]] = [m001_memories, m002_sessions_and_jobs, m003_kv_states,
                                                        m004_ingest_state, m005_listing_orders, m006_parametric,
-                                                       m007_turn_by_message]
+                                                       m007_turn_by_message, m008_fts_secure_delete]
 
 
 def migrate(conn: apsw.Connection) -> list[str]:
@@ -272,9 +278,17 @@ def migrate(conn: apsw.Connection) -> list[str]:
     for migration in MIGRATIONS:
         if migration.__name__ in done:
             continue
-        with conn:
-            migration(conn)
-            conn.execute("INSERT INTO migrations(name, applied_at) VALUES (?, ?)",
-                         (migration.__name__, time.time()))
-        applied.append(migration.__name__)
+        # IMMEDIATE, and checked again inside: another process opening the vault at the same
+        # moment waits for this migration instead of failing, then finds it applied.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (migration.__name__,)).fetchone() is None:
+                migration(conn)
+                conn.execute("INSERT INTO migrations(name, applied_at) VALUES (?, ?)",
+                             (migration.__name__, time.time()))
+                applied.append(migration.__name__)
+            conn.execute("COMMIT")
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
     return applied

@@ -95,6 +95,9 @@ def resolve(conn: apsw.Connection, id_or_prefix: str) -> tuple[int, str]:
             return rows[0][0], rows[0][1]
         if len(rows) > 1:
             raise InvalidInputError(f"The id prefix {id_or_prefix!r} matches several memories; type more of it.")
+    else:
+        raise NotFoundError(f"No memory with id {id_or_prefix!r}: give the full id or at least its first 4 "
+                            f"characters ({len(id_or_prefix)} given). `memdesk search` lists ids.")
     raise NotFoundError(f"No memory with id {id_or_prefix!r}. `memdesk search` lists ids.")
 
 
@@ -250,6 +253,16 @@ def live_by_key(conn: apsw.Connection, scope: str, key: str, memory_types: Seque
                         "AND m.status IN ('activated', 'resolving') ORDER BY m.updated_at DESC",
                         (scope, key, *memory_types)).fetchall()
     return [row_to_item(r) for r in rows]
+
+
+def preference_candidates(conn: apsw.Connection, scope: str | None, limit: int) -> list[tuple[int, MemoryItem]]:
+    """(rowid, item) of what can govern a request: live preferences, and the health facts that
+    act as constraints ("allergy: shellfish"), most recently updated first."""
+    rows = conn.execute(SELECT + " WHERE (m.memory_type = 'PreferenceMemory' OR (m.memory_type = 'UserMemory' "
+                        "AND (m.key LIKE 'allergy:%' OR m.key LIKE 'health:%'))) "
+                        "AND m.status IN ('activated', 'resolving') AND (? IS NULL OR m.scope = ?) "
+                        "ORDER BY m.updated_at DESC LIMIT ?", (scope, scope, limit)).fetchall()
+    return [(r[0], row_to_item(r)) for r in rows]
 
 
 def turns_of_messages(conn: apsw.Connection, message_ids: Sequence[str]) -> list[MemoryItem]:

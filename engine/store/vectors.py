@@ -98,3 +98,16 @@ def knn(conn: apsw.Connection, query: np.ndarray, k: int, *, statuses, scope=Non
     sql.append("ORDER BY d LIMIT ?")
     args.append(k)
     return conn.execute(" ".join(sql), args).fetchall()
+
+
+def vectors_of(conn: apsw.Connection, rowids: list[int]) -> dict[int, np.ndarray]:
+    """The stored float32 vectors of these rows (those not yet embedded are absent)."""
+    if not rowids or not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (TABLE,)).fetchall():
+        return {}
+    out: dict[int, np.ndarray] = {}
+    for start in range(0, len(rowids), 500):
+        chunk = rowids[start:start + 500]
+        sql = f"SELECT rowid, vector FROM {TABLE} WHERE rowid IN ({','.join('?' * len(chunk))})"
+        for rowid, blob in conn.execute(sql, chunk):
+            out[rowid] = np.frombuffer(blob, dtype=np.float32)
+    return out

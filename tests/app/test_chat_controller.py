@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 
 import pytest
 
@@ -12,6 +11,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from app.chat_controller import EXERCISE_TEXT, ChatController, describe_scheduler  # noqa: E402
 from engine.chat import ChatConfig  # noqa: E402
@@ -55,7 +55,7 @@ def test_a_real_turn_streams_uses_the_memory_and_becomes_a_listed_session(qtbot,
     mem.wait_indexed()
     llama_model.reset()
     scheduler = MemScheduler(JobQueue(mem.db))
-    window, controller = make(qtbot, mem, runner, scheduler, config=ChatConfig(max_reply_tokens=24, extract=False))
+    window, controller = make(qtbot, mem, runner, scheduler, config=ChatConfig(max_reply_tokens=24, extract=False, profile="full"))
     pieces: list[str] = []
     grew: list[int] = []  # the live bubble's rendered length each time a piece arrived
     show = window.append_reply_text
@@ -84,7 +84,7 @@ def test_a_real_turn_streams_uses_the_memory_and_becomes_a_listed_session(qtbot,
     assert window.sessions.titles()[0] == "Where does my sister live?"
 
     # The Preparer is wired: the reply queued this chat's next prefix, and the status line says so.
-    qtbot.waitUntil(lambda: "queued" in window.status_line.scheduler.text(), timeout=5000)
+    qtbot.waitUntil(lambda: "queued" in window.status_line.scheduler.text(), timeout=30000)
     assert scheduler.run_pending() >= 1
     send(qtbot, window, controller, "What is her name?")
     settle()
@@ -95,17 +95,21 @@ def test_a_real_turn_streams_uses_the_memory_and_becomes_a_listed_session(qtbot,
 
 
 class SlowModel(FakeModel):
-    """FakeModel with a pause between words, so that Stop has something to interrupt."""
+    """FakeModel that, after a few words, holds the rest until `gate` opens: Stop always has
+    something to interrupt, however fast or loaded the machine (no sleeps)."""
 
-    def __init__(self) -> None:
+    def __init__(self, free_words: int = 5) -> None:
         super().__init__()
         self.cut_short = threading.Event()
+        self.gate = threading.Event()
+        self.free_words = free_words
 
     def stream(self, prompt, config, stats=None):
         completed = False
         try:
-            for piece in super().stream(prompt, config, stats):
-                time.sleep(0.02)
+            for n, piece in enumerate(super().stream(prompt, config, stats)):
+                if n >= self.free_words:
+                    assert self.gate.wait(60), "the test never opened the gate"
                 yield piece
             completed = True
         finally:
@@ -117,6 +121,7 @@ def test_stop_ends_the_stream_and_the_next_message_works(qtbot, kw_mem, runner, 
     model = SlowModel()
     model.enqueue(" ".join(f"word{i}" for i in range(200)), "Fine, thanks.")
     window, controller = make(qtbot, kw_mem, runner)
+    window.stopRequested.connect(model.gate.set)  # after the controller's own stop(): it sees the flag first
     start(qtbot, controller, model)
     window.input.setPlainText("Tell me a long story.")
     qtbot.keyClick(window.input, Qt.Key.Key_Return)
@@ -191,9 +196,9 @@ def test_opening_a_session_queues_its_prefix_and_the_status_line_follows(qtbot, 
     settle()
     window.select_session(old.id)
     assert scheduler.status()["pending"] == {"prefix_build": 1}
-    qtbot.waitUntil(lambda: "1 queued" in window.status_line.scheduler.text(), timeout=5000)
+    qtbot.waitUntil(lambda: "1 queued" in window.status_line.scheduler.text(), timeout=30000)
     scheduler.run_pending()
-    qtbot.waitUntil(lambda: window.status_line.scheduler.text().endswith("idle"), timeout=5000)
+    qtbot.waitUntil(lambda: window.status_line.scheduler.text().endswith("idle"), timeout=30000)
     finish(qtbot, controller, settle)
 
 
@@ -217,4 +222,28 @@ def test_exercise_loads_the_model_then_sends_and_checks(qtbot, kw_mem, runner, s
     window.transcript.bubbles()[-1].set_text("")
     with pytest.raises(AssertionError, match="does not show the reply"):
         controller.check_exercised()
+    finish(qtbot, controller, settle)
+
+
+def test_a_background_failure_is_shown_with_its_details_until_dismissed(qtbot, kw_mem, runner, settle):
+    scheduler = MemScheduler(JobQueue(kw_mem.db, health=kw_mem.health), health=kw_mem.health)
+    window, controller = make(qtbot, kw_mem, runner, scheduler)
+    window.status_line.log_file = "/data/profiles/default/logs/memdesk.log"
+    kw_mem.health.failed("indexer", "indexing new memories", RuntimeError("the backend fell over"))
+    line = window.status_line
+    qtbot.waitUntil(lambda: line.failure.isVisible(), timeout=30000)
+    assert line.failure.text() == "Background work failed: indexing new memories"
+    assert "the backend fell over" in line.failure.toolTip()
+    qtbot.mouseClick(line.failure, Qt.MouseButton.LeftButton)
+    box = window.findChild(QMessageBox, "failureDetails")
+    assert box is not None and box.isVisible()
+    assert "RuntimeError: the backend fell over" in box.text() and "memdesk.log" in box.text()
+    box.close()  # seen: hidden until something new fails
+    qtbot.waitUntil(lambda: not line.failure.isVisible(), timeout=5000)
+    controller._poll_scheduler()  # a fresh poll of the same failures keeps it hidden
+    qtbot.waitUntil(lambda: not controller._polling, timeout=30000)
+    assert not line.failure.isVisible()
+    kw_mem.health.failed("watcher", "reading your watched folders", ValueError("unexpected"))
+    qtbot.waitUntil(lambda: line.failure.isVisible(), timeout=30000)
+    assert "watched folders" in line.failure.text()
     finish(qtbot, controller, settle)

@@ -69,13 +69,12 @@ def lines_of(path: Path, start: int, end: int) -> str:
     return "\n".join(path.read_text(encoding="utf-8").splitlines()[start - 1:end]).strip()
 
 
-def poll(condition, timeout: float = WAIT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
+def poll(events: dict, condition, timeout: float = WAIT, what: str = "condition"):
+    """Wait for `condition`, checking it again each time the watcher reports (no sleeping)."""
+    found = []
+    with events["cv"]:
+        if events["cv"].wait_for(lambda: found.append(condition()) or found[-1], timeout):
+            return found[-1]
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
@@ -404,15 +403,19 @@ def test_cli_ingest_prints_a_report(notes, data_dir, capsys):
 # ------------------------------------------------------------------ the watcher
 @pytest.fixture
 def watched(kw_mem, notes):
-    events: dict[str, list] = {"reports": [], "threads": set(), "progress": []}
+    events: dict = {"reports": [], "threads": set(), "progress": [], "cv": threading.Condition()}
 
     def on_report(report):
-        events["reports"].append(report)
-        events["threads"].add(threading.current_thread().name)
+        with events["cv"]:
+            events["reports"].append(report)
+            events["threads"].add(threading.current_thread().name)
+            events["cv"].notify_all()
 
     def on_progress(done, total, path):
-        events["progress"].append((done, total, path))
-        events["threads"].add(threading.current_thread().name)
+        with events["cv"]:
+            events["progress"].append((done, total, path))
+            events["threads"].add(threading.current_thread().name)
+            events["cv"].notify_all()
 
     watcher = FolderWatcher(Ingestor(kw_mem), [notes], on_report=on_report, on_progress=on_progress, debounce=0.2)
     watcher.start()
@@ -425,7 +428,7 @@ def test_watcher_ingests_on_its_own_thread(watched):
     watcher, mem, notes, events = watched
     assert mem.search("Portugal")  # the start-up scan read what was there
     write(notes / "inbox" / "call.md", "# Call\n\nPhone the plumber about the leaking boiler.\n")
-    hit = poll(lambda: mem.search("plumber boiler"), what="the new note")
+    hit = poll(events, lambda: mem.search("plumber boiler"), what="the new note")
     assert hit[0].item.sources[0].doc_path == str(notes / "inbox" / "call.md")
     assert events["threads"] == {"memdesk-ingest"}  # never the caller's thread
     assert events["progress"] and all(total >= done for done, total, _ in events["progress"])
@@ -438,25 +441,25 @@ def test_watcher_coalesces_rapid_writes_and_follows_moves_and_deletes(watched):
     path = notes / "draft.md"
     for i in range(5):  # an editor saving several times in a row
         write(path, f"# Draft\n\nversion {i} of the kite festival plan\n")
-    poll(lambda: mem.search("version 4 kite"), what="the last version")
+    poll(events, lambda: mem.search("version 4 kite"), what="the last version")
     assert watcher.wait_idle(WAIT)
     assert len(added) == 1 and "version 4" in added[0][0]
     first_id = mem.search("kite festival")[0].item.id
     os.rename(path, notes / "lists" / "kites.md")
-    poll(lambda: mem.get(first_id).sources[0].doc_path == str(notes / "lists" / "kites.md"), what="the move")
+    poll(events, lambda: mem.get(first_id).sources[0].doc_path == str(notes / "lists" / "kites.md"), what="the move")
     assert mem.get(first_id).status == "activated" and len(added) == 1
     (notes / "lists" / "kites.md").unlink()
-    poll(lambda: mem.get(first_id).status == "archived", what="the delete")
+    poll(events, lambda: mem.get(first_id).status == "archived", what="the delete")
 
 
 def test_watcher_pause_holds_ingestion_and_resume_catches_up(watched):
-    watcher, mem, notes, _ = watched
+    watcher, mem, notes, events = watched
     watcher.pause()
     assert watcher.is_paused
     write(notes / "paused.md", "# Paused\n\nthe quokka photo from the island\n")
-    time.sleep(0.6)  # three debounce periods: it would have been ingested by now
+    assert watcher.wait_until_seen(notes / "paused.md", WAIT)  # the change arrived, and is held
     assert mem.search("quokka") == []
     watcher.resume()
     assert not watcher.is_paused
-    poll(lambda: mem.search("quokka"), what="catching up after resume")
+    poll(events, lambda: mem.search("quokka"), what="catching up after resume")
     assert watcher.wait_idle(WAIT)

@@ -29,12 +29,18 @@ def test_embedded_model_is_found_and_fingerprinted(model):
 
 
 def test_greedy_generation_is_reproducible_and_reports_stats(model):
+    """The second run of a prompt used to reuse the first run's cached prompt and evaluate only
+    its last token, in a batch of one: other kernels, logits a few bits off, and at a near-tie
+    another greedy token. For this prompt on this model that changed the reply every time."""
     prompt = model.render_chat([ChatTurn("user", "Name three colours.")])
     assert "<|im_start|>user" in prompt and prompt.rstrip().endswith("assistant")
     stats = GenerationStats()
     first = "".join(model.stream(prompt, GenerationConfig(max_tokens=24), stats))
     second = "".join(model.stream(prompt, GenerationConfig(max_tokens=24)))
-    assert first and first == second
+    other = model.render_chat([ChatTurn("user", "Name three colours of the sea.")])  # shares most of the prompt
+    "".join(model.stream(other, GenerationConfig(max_tokens=8)))
+    third = "".join(model.stream(prompt, GenerationConfig(max_tokens=24)))
+    assert first and first == second == third
     assert stats.prompt_tokens == len(model.tokenize(prompt)) and 0 < stats.completion_tokens <= 24
     assert 0 < stats.prefill_ms <= stats.total_ms
 

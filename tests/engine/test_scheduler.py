@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -12,6 +13,17 @@ from engine.scheduler import MemScheduler
 
 def recorder(log, name):
     return lambda should_stop: log.append(name)
+
+
+def wait_until(condition, timeout: float = 30.0) -> bool:
+    """Wait for a flag another thread raises (checked after each short wait, so no step relies on timing)."""
+    ready = threading.Event()
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        ready.wait(0.001)
+    return True
 
 
 def test_priority_order_and_one_pending_task_per_key():
@@ -56,7 +68,8 @@ def test_a_user_turn_preempts_background_prefill_which_is_retried_after():
                 raise Preempted("user turn")
             chunks.append(chunk)
             started.set()
-            threading.Event().wait(0.005)
+            if len(runs) == 1 and chunk >= 2:  # the first run keeps going only until a turn arrives
+                assert wait_until(should_stop), "the user turn never raised should_stop()"
 
     scheduler.submit("prefix_build", prefill, key="prefix:s1")
     worker = threading.Thread(target=scheduler.run_pending)
@@ -162,8 +175,6 @@ def test_a_window_across_midnight_counts_as_one_night():
 def test_the_whole_chain_on_the_background_thread_under_load(mem, llama_model):
     """The executor thread builds prefixes while user turns keep arriving and a CPU hog runs:
     every turn pre-empts, nothing deadlocks, and the later turns restore a prepared prefix."""
-    import time
-
     from engine.activation import ActivationCache
     from engine.chat import Chat, ChatConfig
     from engine.next_scene import Preparer
@@ -193,14 +204,10 @@ def test_the_whole_chain_on_the_background_thread_under_load(mem, llama_model):
                 reply.text()
             session = reply.result.session_id
             activations.append(reply.result.activation)
-            deadline = time.monotonic() + 120  # let the background build finish before the next turn
-            while time.monotonic() < deadline and (scheduler.status()["pending"] or scheduler.status()["running"]):
-                time.sleep(0.05)
+            assert scheduler.wait_idle(300)  # the background build is done before the next turn
         # A new preference is a standing memory of every prefix: the added trigger rebuilds it.
         mem.add("The user likes replies that end with a question.", memory_type="PreferenceMemory")
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (scheduler.status()["pending"] or scheduler.status()["running"]):
-            time.sleep(0.05)
+        assert scheduler.wait_idle(300)
         with scheduler.foreground():
             last = chat.send("Anything else about her?", session)
             last.text()
@@ -212,3 +219,58 @@ def test_the_whole_chain_on_the_background_thread_under_load(mem, llama_model):
     assert scheduler.status()["last_errors"] == []
     assert scheduler.status()["completed"]["prefix_build"] >= 4
     assert session in preparer.prefix_ids
+
+
+def test_a_task_that_raises_anything_is_recorded_and_the_loop_goes_on():
+    scheduler = MemScheduler()
+    after = threading.Event()
+
+    def broken(should_stop):
+        raise ValueError("not a MemDeskError")
+
+    scheduler.start()
+    try:
+        scheduler.submit("prefix_build", broken, key="prefix:s1")
+        scheduler.submit("other", lambda should_stop: after.set(), priority=-1)  # runs after the broken one
+        assert after.wait(30), "the executor loop died on the failing task"
+        assert scheduler.wait_idle(30)
+    finally:
+        scheduler.stop()
+    status = scheduler.status()
+    assert status["last_errors"][0]["kind"] == "prefix_build" and "ValueError" in status["last_errors"][0]["error"]
+    assert [(f["source"], f["kind"]) for f in status["failures"]] == [("scheduler", "ValueError")]
+    assert "not a MemDeskError" in status["failures"][0]["error"]
+
+
+def test_unticking_preparation_stops_only_preparation_and_the_executor_restarts_after_stop(kw_mem):
+    """Settings' "Prepare the next reply in the background": off refuses prefix builds and
+    next-scene work; extraction (persisted jobs) and the nightly tasks still run. A stopped
+    executor serves again when started again (it stayed dead until a restart)."""
+    jobs = JobQueue(kw_mem.db)
+    extracted, built, nightly = threading.Event(), threading.Event(), threading.Event()
+    jobs.handlers["extract"] = lambda job, progress: extracted.set()
+    scheduler = MemScheduler(jobs)
+    scheduler.add_nightly("adapter", lambda should_stop: nightly.set())
+    scheduler.set_preparation(False)
+    assert not scheduler.submit("prefix_build", lambda should_stop: built.set(), key="prefix:s1")
+    scheduler.start()
+    try:
+        jobs.enqueue("extract", {"n": 1})  # wakes the executor: no 5 s poll to wait for
+        assert extracted.wait(30)
+        from datetime import datetime
+
+        assert scheduler.tick(datetime(2026, 11, 22, 2, 30)) == ["adapter"]
+        assert nightly.wait(30)
+    finally:
+        scheduler.stop()
+    scheduler.set_preparation(True)
+    scheduler.allow_restart()  # what SchedulerThread.start() does
+    worker = threading.Thread(target=scheduler.serve)
+    worker.start()
+    try:
+        assert scheduler.submit("prefix_build", lambda should_stop: built.set(), key="prefix:s1")
+        assert built.wait(30), "the executor stayed dead after stop() and a new start"
+    finally:
+        scheduler.stop()
+        worker.join(30)
+    assert scheduler.status()["completed"]["prefix_build"] == 1

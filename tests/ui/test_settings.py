@@ -55,7 +55,10 @@ def test_the_dialog_shows_the_values(make_dialog, folders, tmp_path):
         [str(folders[0]), f"{missing}  (missing)"]
     assert "no longer exists" in dialog.folders.item(1).toolTip()
     assert dialog.ingest_status.text() == "Watching 1 folder · 12 files indexed"
-    assert not dialog.scheduler_enabled.isChecked() and not dialog.nightly_start.isEnabled()
+    # Unticked, only the preparation of the next reply stops: nightly learning keeps its window.
+    assert not dialog.scheduler_enabled.isChecked() and dialog.nightly_start.isEnabled()
+    assert dialog.scheduler_enabled.text() == "Prepare the next reply in the background"
+    assert "nightly learning go on" in dialog.scheduler_enabled.toolTip()
     assert dialog.nightly_start.currentText() == "23:00" and dialog.nightly_end.currentText() == "04:00"
     assert dialog.data_dir.text() == "/srv/memdesk"
     assert dialog.findChild(type(dialog.model_validation), "keyStorage").text() == "OS keyring (SecretService Keyring)"

@@ -1,0 +1,1 @@
+"""Preference-related data resources (considerations table for query expansion)."""

@@ -1,0 +1,86 @@
+"""Preference memory: preferences however they are said, and found for requests that never name them."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from engine.chat import Chat, ChatConfig
+from engine.cube import ChatMessage, Filters, MemoryType
+from engine.jobs import JobQueue
+from engine.llm.fake import FakeModel
+from engine.reader import EXTRACT_JOB, MemReader
+from engine.reader_preferences import preferences, style_of
+from engine.reader_rules import Utterance
+
+WHEN = datetime(2026, 5, 1, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("said, style", [
+    ("Night trains are what I really like.", "explicit"),
+    ("I'd rather go somewhere in spring than in peak summer.", "explicit"),
+    ("Laugh tracks drive me crazy.", "dislike"),
+    ("Small talk with strangers drains me.", "dislike"),
+    ("I use a wheelchair, so step-free access really matters.", "constraint"),
+    ("Money's tight, so I can't pay for courses right now.", "constraint"),
+    ("I'm a light sleeper, the smallest sound wakes me.", "identity"),
+    ("I'm the kind of cook who never measures anything.", "identity"),
+    ("Between the resort and the apartment with a kitchen, I went with the apartment again.", "implicit_choice"),
+    ("I had tickets for the musical or the stand-up show, and I went to the stand-up.", "implicit_choice"),
+    ("I stretch for fifteen minutes before bed every night.", "habit"),
+    ("Every Sunday I check my screen time report.", "habit"),
+])
+def test_preferences_are_caught_however_they_are_said(said, style):
+    assert style_of(said) == style
+    found = preferences([Utterance(said, "Sam", WHEN, "m1")], "Sam")
+    assert len(found) == 1 and found[0].memory_type == MemoryType.PREFERENCE.value
+    assert style in found[0].tags and "Sam" in found[0].memory and " I " not in f" {found[0].memory} "
+
+
+@pytest.mark.parametrize("said", [
+    "Can you tell me a joke?", "What's a good way to remove a wine stain?", "Thanks, that helps!",
+    "I love that!", "Convert 5 miles to km.", "Actually, my favourite colour isn't yellow any more, it's teal.",
+])
+def test_questions_requests_chit_chat_and_corrections_are_not_preferences(said):
+    assert preferences([Utterance(said, "Sam", WHEN, "m1")], "Sam") == []
+
+
+def test_a_stated_preference_is_stored_with_its_area_and_what_it_applies_to(mem):
+    chat = Chat(mem, FakeModel(), ChatConfig(user_name="Sam", profile="compact"), jobs=JobQueue(mem.db))
+    chat.jobs.handlers[EXTRACT_JOB] = MemReader(mem, None, user_name="Sam").handle_job
+    chat.send("Laugh tracks drive me crazy, I switch the show off.", now=WHEN).text()
+    chat.jobs.drain()
+    stored = mem.list(Filters(memory_types=(MemoryType.PREFERENCE.value,)))
+    assert len(stored) == 1 and "Laugh tracks" in stored[0].memory
+    assert stored[0].info["area"] and len(stored[0].info["applies_to"]) == 3
+
+
+def test_the_governing_preference_is_found_for_a_request_that_shares_no_words(mem):
+    said = ["I'm allergic to shellfish, so shrimp and crab are off the table.",
+            "I always read reviews for weeks before buying anything.",
+            "I'm a night owl, my brain only wakes up after ten.",
+            "Between the paperback and the e-book I picked the paperback again.",
+            "Laugh tracks drive me crazy.",
+            "I hate flying, planes stress me out."]
+    added = mem.add_messages([ChatMessage("Sam", t, WHEN, f"m{i}", f"s{i}") for i, t in enumerate(said)])
+    reader = MemReader(mem, None, user_name="Sam")
+    reader.apply(reader.extract_items([mem.get(a.id) for a in added]))
+    mem.wait_indexed()
+    top = mem.search_preferences("We're stopping at a seafood shack, what should I get?", k=1)
+    assert "shellfish" in top[0].item.memory
+    top2 = [p.item.memory for p in mem.search_preferences("How should I get from Amsterdam to Berlin?", k=2)]
+    assert any("flying" in m for m in top2)
+    # The table of considerations adds what meaning alone misses: the bridge is part of the score.
+    scored = mem.search_preferences("Suggest a sitcom to binge tonight.", k=6)
+    assert all(p.score >= p.cosine for p in scored) and max(p.bridge for p in scored) > 0.3
+
+
+def test_a_request_is_given_at_most_five_preferences_and_standing_ones_first(mem):
+    for n in range(8):
+        mem.add(f"Sam prefers option number {n} for everything.", memory_type=MemoryType.PREFERENCE)
+    pinned = mem.add("Sam always wants metric units.", memory_type=MemoryType.PREFERENCE, pinned=True).id
+    mem.wait_indexed()
+    chat = Chat(mem, FakeModel(), ChatConfig(user_name="Sam", profile="full", extract=False))
+    response = chat.send("Which option should I pick for dinner?", now=WHEN)
+    response.text()
+    assert pinned in response.result.preference_ids and len(response.result.preference_ids) <= 5
