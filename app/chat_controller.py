@@ -27,6 +27,8 @@ from engine.jobs import JobQueue
 from engine.parametric.loading import load_chat_model
 from engine.parametric.registry import Adapter
 from engine.llm.base import ChatModel
+from engine.llm.endpoint import IN_PROCESS_ONLY, EndpointConfig
+from engine.llm.registry import load_model as load_plain_model
 from engine.next_scene import Preparer
 from engine.reader import EXTRACT_JOB, MemReader
 from engine.scheduler import MemScheduler
@@ -80,7 +82,7 @@ class ChatController(QObject):
 
     def __init__(self, mem: Memory, runner: TaskRunner, window: MainWindow, scheduler: MemScheduler,
                  model_path: str | Path | None = None, backend: str = "auto", *, config: ChatConfig | None = None,
-                 n_ctx: int = 4096, parent: QObject | None = None):
+                 n_ctx: int = 4096, endpoint: EndpointConfig | None = None, parent: QObject | None = None):
         super().__init__(parent if parent is not None else window)
         self.mem = mem
         self.runner = runner
@@ -88,6 +90,7 @@ class ChatController(QObject):
         self.scheduler = scheduler
         self.model_path = Path(model_path) if model_path else None
         self.backend = backend
+        self.endpoint = endpoint  # a local server runs the model instead (then model_path is not used)
         self.config = config or ChatConfig()
         self.n_ctx = n_ctx
         self.ready = False
@@ -114,8 +117,16 @@ class ChatController(QObject):
     # ------------------------------------------------------------ the model
     def load_model(self) -> None:
         """Load `model_path` (default: the embedded model) with its active preference adapter, if
-        any, on the model lane; the status line follows."""
-        path, backend, n_ctx, mem = self.model_path, self.backend, self.n_ctx, self.mem
+        any, on the model lane; the status line follows. With `endpoint`, connect to that server:
+        no adapter (it needs a model in this process), and Chat skips activation memory by itself."""
+        path, backend, n_ctx, mem, endpoint = self.model_path, self.backend, self.n_ctx, self.mem, self.endpoint
+        if endpoint is not None:
+            def connect() -> _Wiring:
+                self.adapter = None
+                return self._wire(load_plain_model(endpoint=endpoint, n_ctx=n_ctx), owned=True)
+
+            self._start(f"Model: connecting to {endpoint.url}…", connect)
+            return
 
         def load() -> _Wiring:
             model, adapter = load_chat_model(mem, path, backend=backend, n_ctx=n_ctx)
@@ -145,10 +156,12 @@ class ChatController(QObject):
         self.runner.model(work, on_done=lambda wiring: self._attached(generation, wiring),
                           on_error=lambda exc: self._load_failed(generation, exc))
 
-    def set_model(self, model_path: str | Path | None, backend: str = "auto") -> None:
+    def set_model(self, model_path: str | Path | None, backend: str = "auto",
+                  endpoint: EndpointConfig | None = None) -> None:
         """Settings changed the model: load the new one (the old one is closed first, on the model lane)."""
         self.model_path = Path(model_path) if model_path else None
         self.backend = backend
+        self.endpoint = endpoint
         self.load_model()
 
     @property
@@ -157,6 +170,11 @@ class ChatController(QObject):
 
     def model_name(self) -> str:
         return self._wiring.model.info.name if self._wiring is not None else ""
+
+    @property
+    def in_process_only_note(self) -> str:
+        """Why activation memory and learned preferences are off ("" when they are not)."""
+        return IN_PROCESS_ONLY if self.endpoint is not None else ""
 
     def _wire(self, model: ChatModel, owned: bool) -> _Wiring:
         """Runs on the model lane (JobQueue and the hooks touch the vault); as `memdesk` on a terminal does."""
@@ -201,6 +219,8 @@ class ChatController(QObject):
         self._wiring, self._loading, self.ready, self.error = wiring, False, True, ""
         info = wiring.model.info
         learned = " + your preferences adapter" if self.adapter is not None else ""
+        if self.endpoint is not None:
+            learned = f" at {info.path} · {self.in_process_only_note}"
         self.window.set_model_status("ready", f"Model: {info.name} ({info.backend}){learned}")
         self.modelReady.emit(info.name)
         self.session_opened(self.window.current_session_id())  # prepare the open chat's next turn
@@ -247,6 +267,7 @@ class ChatController(QObject):
                             break
                 finally:
                     pieces.close()  # a stopped reply ends the model's stream here, not at garbage collection
+                    stopped = stopped or stop.is_set()  # a server's stream interrupted while it was silent
                     if stopped:
                         response.stop()  # the partial reply is stored
             ended = time.perf_counter()
@@ -255,8 +276,12 @@ class ChatController(QObject):
         self.runner.model(work, on_done=self._reply_done, on_error=self._reply_failed, on_progress=self._progress)
 
     def stop(self) -> None:
-        """The Stop button: the model lane stops at the next piece and stores what was written."""
+        """The Stop button: the model lane stops at the next piece and stores what was written. A
+        server's stream is also cut now, for a server that is silent (prefilling, or stalled)."""
         self._stop.set()
+        interrupt = getattr(self.model, "interrupt", None)
+        if self.busy and interrupt is not None:
+            interrupt()
 
     def _progress(self, value: tuple[str, str]) -> None:
         kind, payload = value

@@ -21,13 +21,16 @@ import logging
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import MemDeskError, StorageFullError
 from engine.llm.registry import BACKENDS
 from engine.paths import ProfilePaths, data_dir
 from engine.private_files import make_private_dir, write_private
-from ui.settings_model import CONTEXT_CHOICES, AppSettings
+from ui.settings_model import CONTEXT_CHOICES, MODEL_SOURCES, AppSettings
+
+if TYPE_CHECKING:
+    from engine.llm.endpoint import EndpointConfig
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +172,28 @@ def validate_model_path(path: str) -> str | None:
     return None
 
 
+def validate_endpoint_url(url: str) -> str | None:
+    """A validator for the Settings dialog: None when `url` can be a local model server's address,
+    else what to fix. No network: whether a server answers there is what "List models" shows."""
+    from engine.errors import InvalidInputError
+    from engine.llm.endpoint import normalise_url
+
+    try:
+        normalise_url(url)
+    except InvalidInputError as exc:
+        return str(exc)
+    return None
+
+
+def endpoint_of(settings: AppSettings) -> EndpointConfig | None:
+    """The server chosen in Settings, or None when the model runs in MemDesk (a file)."""
+    from engine.llm.endpoint import EndpointConfig
+
+    if settings.model_source != "endpoint" or not settings.endpoint_url.strip():
+        return None
+    return EndpointConfig(settings.endpoint_url.strip(), settings.endpoint_model.strip())
+
+
 # ------------------------------------------------------------------ JSON
 def _to_json(settings: AppSettings) -> dict[str, Any]:
     return {f.name: getattr(settings, f.name) for f in fields(AppSettings)}
@@ -197,6 +222,12 @@ def _valid(name: str, value: Any) -> bool:
         return isinstance(value, str)
     if name == "backend":
         return value in BACKENDS
+    if name == "model_source":
+        return value in MODEL_SOURCES
+    if name == "endpoint_url":
+        return isinstance(value, str) and (not value.strip() or validate_endpoint_url(value) is None)
+    if name == "endpoint_model":
+        return isinstance(value, str)
     if name == "context_profile":
         return value in CONTEXT_CHOICES
     if name == "watched_folders":

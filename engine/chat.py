@@ -34,6 +34,7 @@ from engine.recall import Recall, Recalled, recall
 from engine.resources import text as resource_text
 from engine.sessions import Message, Sessions
 from engine.text import check_text
+from engine.timeparse import to_local
 
 ASSISTANT = "MemDesk"
 # The grounding guard's opening (engine.context): the model only finishes this sentence.
@@ -424,7 +425,8 @@ def system_text(user: str, now: datetime, preferences: list[MemoryItem], memorie
 
 
 def _today(now: datetime) -> str:
-    return now.strftime("%A %d %B %Y")
+    # The user's date, not UTC's: at 7 pm in UTC-7 it is still today for them.
+    return to_local(now).strftime("%A %d %B %Y")
 
 
 def _title(text: str) -> str:

@@ -70,3 +70,34 @@ class AccessError(MemDeskError):
     """MemDesk may not write where the vault lives (read-only folder or file, no permission)."""
 
     exit_code = 11
+
+
+class DownloadError(MemDeskError):
+    """A download could not finish: no network, a proxy refused, the server failed or stalled.
+
+    What was already downloaded is kept beside the target as a `.part` file; running the same
+    download again resumes it."""
+
+    exit_code = 12
+
+
+class IntegrityError(MemDeskError):
+    """A downloaded file does not match the checksum its publisher gave; it was deleted unused."""
+
+    exit_code = 13
+
+
+class Cancelled(MemDeskError):
+    """The person cancelled the operation; what was done so far is kept where it can be resumed."""
+
+    exit_code = 130  # what a shell reports for Ctrl-C, the terminal's way to cancel
+
+
+class EndpointError(ModelError):
+    """A model server (Ollama, LM Studio, llama-server...) answered, but not with a reply."""
+
+
+class EndpointUnavailableError(EndpointError):
+    """Nothing answers at the model server's address, or it stopped answering mid-reply."""
+
+    exit_code = 14

@@ -31,14 +31,18 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((style, re.compile(patter
                 r"|the worst|sick of|tired of|never again)\b"),
     ("explicit", r"\b(?:prefer|prefers|preferred|(?:i'?d|i would) (?:much )?rather|really (?:like|love|enjoy)|i love"
                  r"|i adore|i enjoy|my favou?rite|my go-to|is my thing|are my thing|what i (?:really )?(?:like|love)"
-                 r"|look forward to|can'?t get enough|i'?m (?:really |a (?:big |huge )?)?(?:into|fan of))\b"),
+                 r"|look forward to|can'?t get enough|i'?m (?:really |a (?:big |huge )?)?(?:into|fan of)"
+                 r"|matters? (?:a lot |so much )?to me|(?:is|are) important to me|nothing beats|works (?:best )?for me"
+                 r"|suits me|is magic|i swear by|i'?m happiest|i only ever)\b"),
     ("constraint", r"\b(?:allergic|allergy|intolerant|intolerance|celiac|coeliac|diabetic|diabetes|asthma|dyslexic"
                    r"|colou?r ?blind|pregnant|wheelchair|seasick|carsick|motion sick|vegan|vegetarian|pescatarian"
                    r"|kosher|halal|bad (?:back|knee|hip|shoulder)|can'?t (?:eat|have|drink|do|lift|afford|install|pay"
                    r"|use|walk|drive|freelance|travel|stand up)|don'?t (?:drink|eat|drive|own|have a)|has to be"
                    r"|have to be|needs? to be|only (?:have|has|reads?|speak|speaks)|no lift|no elevator|budget"
                    r"|money'?s tight|tight on money|on a (?:tight )?budget|prepaid|religious|objection|my visa"
-                   r"|i'?m based in|work weekends|newborn|my kids are|stuck with|all i'?ve got is|limited)\b"),
+                   r"|i'?m based in|work weekends|newborn|my kids are|stuck with|all i'?ve got is|limited"
+                   r"|i can'?t do|i don'?t do|i need (?:a|an|my|to have)|i have to|i must|off the table|not allowed"
+                   r"|doctor (?:says|told)|medication)\b"),
     ("identity", r"^(?:(?:honestly|frankly|well|so)[, ]+)?i'?m (?:the (?:kind|type|sort) of|a |an |not (?:a |an |very )?"
                  r"|very |pretty |quite |really |such a |a total |total |completely )"),
     ("implicit_choice", r"\b(?:went (?:with|for)|picked|chose|opted for|decided on|settled on|took the|kept my|skipped"
@@ -49,7 +53,7 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((style, re.compile(patter
               r"|summer|monday|tuesday|wednesday|thursday|friday|saturday|sunday)|each (?:morning|night|day|week)"
               r"|whenever|first thing|once a (?:week|month|year)|before (?:bed|any|every)|ever since"
               r"|pretty much every|most (?:days|mornings|nights|evenings)|never (?:leave|go|buy|skip)|usually"
-              r"|as soon as|every time)\b"),
+              r"|as soon as|every time|i never|i tend to|i often|most of the time|by default|without fail)\b"),
 ))
 _SKIP = re.compile(r"^(?:can|could|would|will|should|what|which|who|where|when|why|how|do|does|did|is|are|please|tell"
                    r"|give|help|recommend|suggest|if|maybe|perhaps)\b", re.I)

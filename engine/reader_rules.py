@@ -416,8 +416,11 @@ _RULES: tuple[tuple[re.Pattern[str], Callable[..., _Hit | None]], ...] = (
 def _extract_clause(clause: str, name: str, u: Utterance) -> Extracted | None:
     ref = u.timestamp if u.timestamp.tzinfo else u.timestamp.replace(tzinfo=timezone.utc)
     tr = resolve_event_time(clause, ref)
-    if tr is not None and tr.start > ref:
-        return None  # a plan, not something that is or was so
+    if tr is not None and tr.start > ref and tr.tense != "present":
+        # A plan ("I'm flying to Rome on Friday"), not something that is or was so. Undated
+        # days now resolve forward when said as plans, so a future time alone is not enough:
+        # "My birthday is on 12 June" (present tense) is a fact about the user.
+        return None
     tr = None if tr is not None and tr.text.lower() in ("recently", "lately") else tr
     hits = (rule(m, clause, name, tr) for pattern, rule in _RULES if (m := pattern.match(clause)))
     if (hit := next((h for h in hits if h is not None), None)) is None:

@@ -6,29 +6,83 @@ with when its event happened ("... yesterday", written on 2023-05-08 -> 2023-05-
 Both run on every add and every search, so everything is precompiled regexes and plain date
 arithmetic, and a dict look-up per word decides which patterns are worth trying at all.
 
-Windows are half-open [start, end) and carry the reference's tzinfo, so "yesterday" means the
-user's local calendar day, not UTC's. Bare dates never point into the future: "in May" said in
-March means last May, because memories are about what already happened.
+The reference is an instant; days, weeks and months are the user's calendar: the reference is
+converted to the user's time zone (`tz`, else `local_zone()`: $TZ, else the system's) before
+anything is counted, and windows carry that zone. At 7 pm in UTC-7 "yesterday" is the user's
+yesterday, not the UTC day before 2 am tomorrow. Callers store the windows in UTC.
+
+A date that names no year or week ("on Friday", "in April", "12 June") can mean the last one or
+the next one; the sentence's tense decides (`_tense`). Past tense ("I went ... on Friday") looks
+back; plans, appointments and deadlines ("Dentist appointment on Friday", "by January", "I'm
+flying to Rome in April", "I'll ...") look forward. With no tense at all, stored text (a note, a
+chat turn) looks forward, since a dated note without a verb is nearly always a plan, and a
+search looks back, since searches are mostly about what already happened.
 """
 from __future__ import annotations
 
+import os
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
+from pathlib import Path
 from typing import Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.relativedelta import relativedelta
 
-__all__ = ["TimeRange", "find_time_range", "resolve_event_time"]
+__all__ = ["TimeRange", "find_time_range", "resolve_event_time", "local_zone", "to_local"]
 
 
 @dataclass(frozen=True)
 class TimeRange:
-    start: datetime  # inclusive, timezone-aware
-    end: datetime  # exclusive, timezone-aware
+    start: datetime  # inclusive, timezone-aware (the user's zone)
+    end: datetime  # exclusive, timezone-aware (the user's zone)
     text: str  # the matched expression as it appeared in the input
     span: tuple[int, int]  # character offsets of the match in the input
+    # The sentence's tense around the expression: "past", "future" (a plan, appointment or
+    # deadline), "present" ("my birthday is on 12 June") or "" (no verb to tell).
+    tense: str = ""
+
+
+# --- the user's time zone -------------------------------------------------------------------
+
+@lru_cache(maxsize=8)
+def _named_zone(name: str) -> tzinfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):  # a POSIX rule such as "<-07>7": left to the C library
+        return None
+
+
+@lru_cache(maxsize=1)
+def _system_zone() -> tzinfo | None:
+    # A real zone (not today's fixed offset) so that windows across a DST change stay whole days.
+    link = Path("/etc/localtime")
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return None  # Windows, or a copied file: the C library's local time is used
+    marker = "zoneinfo/"
+    return _named_zone(target[target.index(marker) + len(marker):]) if marker in target else None
+
+
+def local_zone() -> tzinfo | None:
+    """The user's time zone: $TZ when it names a zone ("Europe/Lisbon"), else the system's.
+    None: only the C library knows it (`datetime.astimezone()` with no argument)."""
+    name = os.environ.get("TZ", "").removeprefix(":")
+    if name:
+        return _named_zone(name)
+    return _system_zone()
+
+
+def to_local(value: datetime, tz: tzinfo | None = None) -> datetime:
+    """`value` (naive = UTC) on the user's clock: in `tz`, else in `local_zone()`."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    zone = tz or local_zone()
+    return value.astimezone(zone) if zone is not None else value.astimezone()
 
 
 # --- vocabulary ---------------------------------------------------------------------------
@@ -159,23 +213,113 @@ def _recent_year(today: date, month: int, day: int = 1) -> int:
     raise ValueError("no such day")
 
 
+def _next_year(today: date, month: int, day: int = 1) -> int:
+    """Year putting month/day at or after today; Feb 29 walks on to a leap year."""
+    year = today.year if (month, day) >= (today.month, today.day) else today.year + 1
+    for y in range(year, year + 8):
+        try:
+            date(y, month, day)
+            return y
+        except ValueError:
+            continue
+    raise ValueError("no such day")
+
+
+# --- tense: whether an undated "Friday" or "April" is the last one or the next one ------------
+
+_SENTENCE_END = re.compile(r"[.!?;\n]+(?:\s|$)|\s+but\s+")
+_FUTURE = re.compile(
+    r"\b(?:will|shall|won't|gonna|going\s+to|about\s+to|plan(?:s|ning|ned)?\s+(?:to|for|on)|intend\w*"
+    r"|hop(?:e|es|ing)\s+to|wants?\s+to|would\s+like\s+to|needs?\s+to|ha(?:ve|s)\s+to|must|should"
+    r"|can't\s+wait|cannot\s+wait|looking\s+forward|remind\w*|deadline|due|scheduled|booked|expected"
+    r"|upcoming|coming\s+up)\b|\w'll\b")
+_PAST = re.compile(
+    r"\b(?:was|were|wasn't|weren't|did|didn't|had|hadn't|been|used\s+to|went|came|saw|got|met|made|took"
+    r"|gave|bought|ran|ate|drank|flew|left|began|felt|found|told|said|spent|wrote|thought|brought|caught"
+    r"|taught|sold|sent|built|lost|won|paid|heard|kept|slept|swam|drove|rode|wore|chose|fell|forgot|knew"
+    r"|grew|threw|broke|spoke|stole|woke|sang|became|sat|stood|held|fed|fought|meant|lent|shook|hid"
+    r"|struck|stuck|rang|froze)\b")
+_ED = re.compile(r"\b(?P<before>\w+'?\w*\s+)?(?P<word>[a-z]{2,}ed)\b")
+# "-ed" words that are not past tense, or are adjectives after "is", "feel", "so" ...
+_NOT_PAST_ED = frozenset(
+    "need feed seed speed weed bleed breed greed deed indeed proceed exceed succeed bed red shed wed shred sled"
+    " hundred kindred sacred naked wicked beloved rugged ragged crooked aged tired excited interested married"
+    " engaged worried scared bored pleased thrilled stressed supposed called named based related detailed"
+    " limited advanced united talented dedicated experienced qualified skilled retired planned".split())
+_ADJECTIVE_BEFORE = frozenset("am is are i'm we're you're they're he's she's it's 'm 're be being get gets"
+                              " feel feels so very really too quite pretty more most not".split())
+_PROGRESSIVE = re.compile(r"\b(?:am|is|are|i'm|we're|you're|they're|he's|she's)\s+(?:\w+\s+)?\w{2,}ing\b")
+_PLAN_NOUN = re.compile(
+    r"\b(?:appointments?|appt|meetings?|trips?|flights?|exams?|interviews?|party|wedding|concert|dinner|lunch"
+    r"|reservation|visit|holiday|vacation|conference|dentist|doctor|surgery|checkup|check-up)\b")
+_PRESENT = re.compile(r"\b(?:am|is|are|i'm|we're|you're|they're|do|does|don't|doesn't|have|has)\b|\w's\b")
+_WORD_BEFORE = re.compile(r"(\w+)\s*$")
+
+
+def _past_ed(sentence: str) -> bool:
+    for m in _ED.finditer(sentence):
+        word, before = m.group("word"), (m.group("before") or "").strip()
+        if word not in _NOT_PAST_ED and before not in _ADJECTIVE_BEFORE:
+            return True
+    return False
+
+
+def _tense(low: str, start: int, end: int) -> str:
+    """The tense of the sentence around low[start:end] (the time expression itself left out)."""
+    left = 0
+    for m in _SENTENCE_END.finditer(low, 0, start):
+        left = m.end()
+    right = _SENTENCE_END.search(low, end)
+    before = low[left:start].replace("’", "'")
+    after = low[end:right.start() if right else len(low)].replace("’", "'")
+    first = low[start:end].split(maxsplit=1)[0] if low[start:end].strip() else ""
+    prep = first if first in ("since", "by", "until", "till", "before") else ""
+    if not prep and (w := _WORD_BEFORE.search(before)):
+        prep = w.group(1)
+    if prep == "since":
+        return "past"
+    if prep in ("by", "for"):  # a deadline, or what something is for ("booked a table for Friday")
+        return "future"
+    sentence = f"{before} {after}"
+    if _FUTURE.search(sentence):
+        return "future"
+    if _PAST.search(sentence) or _past_ed(sentence):
+        return "past"
+    if _PROGRESSIVE.search(sentence) or _PLAN_NOUN.search(sentence) or prep in ("until", "till", "before"):
+        return "future"
+    return "present" if _PRESENT.search(sentence) else ""
+
+
+@dataclass
+class _Ctx:
+    """What handlers need besides their match: the reference, and which way undated dates go."""
+    ref: datetime
+    today: date
+    src: str  # the original text (for capitals)
+    stored: bool  # stored text (forward without a tense) or a search (backward without one)
+
+    def forward(self, m: re.Match[str]) -> bool:
+        tense = _tense(m.string, m.start(), m.end())
+        return tense in ("future", "present") or (tense == "" and self.stored)
+
+
 # --- handlers: match over the lower-cased text (plus the original, for capitals) ->
 # (start, end) as dates (whole days) or datetimes, or None to reject the match ---------------
 
 Window = tuple[date, date]
-Handler = Callable[[re.Match[str], datetime, date, str], "Window | None"]
+Handler = Callable[[re.Match[str], _Ctx], "Window | None"]
 
 
-def _h_relday(m: re.Match[str], ref: datetime, today: date, src: str) -> Window:
+def _h_relday(m: re.Match[str], c: _Ctx) -> Window:
     w = " ".join(m.group("w").split())
     offset = {"yesterday": -1, "last night": -1, "tomorrow": 1,
               "the day before yesterday": -2, "the day after tomorrow": 2}.get(w, 0)
-    d = today + timedelta(days=offset)
+    d = c.today + timedelta(days=offset)
     return d, d + timedelta(days=1)
 
 
-def _h_ago(m: re.Match[str], ref: datetime, today: date, src: str) -> Window:
-    n, unit = _num(m.group("n")), m.group("unit")
+def _h_ago(m: re.Match[str], c: _Ctx) -> Window:
+    n, unit, today = _num(m.group("n")), m.group("unit"), c.today
     if unit == "day":
         d = today - timedelta(days=n)
         return d, d + timedelta(days=1)
@@ -188,8 +332,8 @@ def _h_ago(m: re.Match[str], ref: datetime, today: date, src: str) -> Window:
     return date(today.year - n, 1, 1), date(today.year - n + 1, 1, 1)
 
 
-def _h_unit(m: re.Match[str], ref: datetime, today: date, src: str) -> Window | None:
-    rel, unit, raw_n = _rel(m.group("rel")), m.group("unit"), m.group("n")
+def _h_unit(m: re.Match[str], c: _Ctx) -> Window | None:
+    rel, unit, raw_n, today, ref = _rel(m.group("rel")), m.group("unit"), m.group("n"), c.today, c.ref
     if rel == "past" and unit == "weekend":
         rel = "last"
     if raw_n is not None or rel == "past":
@@ -214,13 +358,14 @@ def _h_unit(m: re.Match[str], ref: datetime, today: date, src: str) -> Window | 
     return _narrow(date(y, 1, 1), date(y + 1, 1, 1), _part(m), months=12)
 
 
-def _h_weekday(m: re.Match[str], ref: datetime, today: date, src: str) -> Window:
-    wd, rel, now = _WEEKDAY_NUM[m.group("wd")], _rel(m.group("rel")), today.weekday()
+def _h_weekday(m: re.Match[str], c: _Ctx) -> Window:
+    wd, rel, today = _WEEKDAY_NUM[m.group("wd")], _rel(m.group("rel")), c.today
+    now = today.weekday()
     if rel == "this":  # the one in the current Monday-based week, past or not
         d = today + timedelta(days=wd - now)
-    elif rel == "next":  # first one strictly after today
+    elif rel == "next" or (rel not in ("last", "past") and c.forward(m)):  # first one strictly after today
         d = today + timedelta(days=(wd - now - 1) % 7 + 1)
-    else:  # bare, "on", "last": most recent one strictly before today
+    else:  # "last", or a past "on Friday": the most recent one strictly before today
         d = today - timedelta(days=(now - wd - 1) % 7 + 1)
     return d, d + timedelta(days=1)
 
@@ -235,14 +380,14 @@ def _may_is_modal(m: re.Match[str], src: str, qualified: bool) -> bool:
     return not capital and _MONTH_NEXT.match(m.string, m.end("month")) is None
 
 
-def _h_month(m: re.Match[str], ref: datetime, today: date, src: str) -> Window | None:
+def _h_month(m: re.Match[str], c: _Ctx) -> Window | None:
     token, rel, year, part = m.group("month"), _rel(m.group("rel")), m.group("year"), _part(m)
     qualified = bool(m.group("prep") or rel or part or year)
-    if _may_is_modal(m, src, qualified):
+    if _may_is_modal(m, c.src, qualified):
         return None
-    if not qualified and token == "march" and src[m.start("month")].islower():  # "we march"
+    if not qualified and token == "march" and c.src[m.start("month")].islower():  # "we march"
         return None
-    month = _MONTH_NUM[token[:3]]
+    month, today = _MONTH_NUM[token[:3]], c.today
     if year:
         y = int(year)
     elif rel in ("last", "past"):
@@ -251,12 +396,14 @@ def _h_month(m: re.Match[str], ref: datetime, today: date, src: str) -> Window |
         y = today.year
     elif rel == "next":
         y = today.year if month > today.month else today.year + 1
+    elif c.forward(m):  # the current month counts either way
+        y = today.year if month >= today.month else today.year + 1
     else:
         y = today.year if month <= today.month else today.year - 1
     return _narrow(*_month_window(y, month), part)
 
 
-def _h_year(m: re.Match[str], ref: datetime, today: date, src: str) -> Window | None:
+def _h_year(m: re.Match[str], c: _Ctx) -> Window | None:
     part = _part(m)
     if not (m.group("prep") or part):  # a bare 4-digit number is not reliably a year
         return None
@@ -264,8 +411,8 @@ def _h_year(m: re.Match[str], ref: datetime, today: date, src: str) -> Window | 
     return _narrow(date(y, 1, 1), date(y + 1, 1, 1), part, months=12)
 
 
-def _h_season(m: re.Match[str], ref: datetime, today: date, src: str) -> Window | None:
-    rel, year, part = _rel(m.group("rel")), m.group("year"), _part(m)
+def _h_season(m: re.Match[str], c: _Ctx) -> Window | None:
+    rel, year, part, today = _rel(m.group("rel")), m.group("year"), _part(m), c.today
     if not (m.group("prep") or rel or year or part):  # "I love winter" names no time
         return None
     month = _SEASON_START[m.group("season")]
@@ -285,32 +432,37 @@ def _h_season(m: re.Match[str], ref: datetime, today: date, src: str) -> Window 
         y = y0 if running else today.year
     elif rel == "next":
         y = y0 + 1
+    elif not running and c.forward(m):  # the next one to begin
+        y = y0 + 1
     else:
         y = y0
     return _narrow(*window(y), part, months=3)
 
 
-def _day_window(today: date, year: str | None, month: int, day: int) -> Window:
-    y = int(year) if year else _recent_year(today, month, day)
+def _day_window(c: _Ctx, m: re.Match[str], year: str | None, month: int, day: int) -> Window:
+    if year:
+        y = int(year)
+    else:
+        y = _next_year(c.today, month, day) if c.forward(m) else _recent_year(c.today, month, day)
     d = date(y, month, day)
     return d, d + timedelta(days=1)
 
 
-def _h_iso(m: re.Match[str], ref: datetime, today: date, src: str) -> Window:
-    return _day_window(today, m.group("y"), int(m.group("m")), int(m.group("d")))
+def _h_iso(m: re.Match[str], c: _Ctx) -> Window:
+    return _day_window(c, m, m.group("y"), int(m.group("m")), int(m.group("d")))
 
 
-def _h_named_date(m: re.Match[str], ref: datetime, today: date, src: str) -> Window | None:
+def _h_named_date(m: re.Match[str], c: _Ctx) -> Window | None:
     token = m.group("month")
-    if (token == "may" and src[m.start("month")].islower() and not m.group("ord")
+    if (token == "may" and c.src[m.start("month")].islower() and not m.group("ord")
             and not m.group("y") and not m.groupdict().get("of")
             and not _PREP_BEFORE.search(m.string, max(0, m.start() - 8), m.start())):
         return None  # "3 may be", "may 1 day": lower-case may needs a stronger date signal
-    return _day_window(today, m.group("y"), _MONTH_NUM[token[:3]], int(m.group("d")))
+    return _day_window(c, m, m.group("y"), _MONTH_NUM[token[:3]], int(m.group("d")))
 
 
-def _h_recent(m: re.Match[str], ref: datetime, today: date, src: str) -> Window:
-    return ref - timedelta(days=30), ref
+def _h_recent(m: re.Match[str], c: _Ctx) -> Window:
+    return c.ref - timedelta(days=30), c.ref
 
 
 _MONTH_WORDS = " ".join(_MONTHS) + " " + " ".join(_MONTH_NUM) + " sept"
@@ -357,7 +509,7 @@ def _to_dt(value: date, ref: datetime) -> datetime:
     return datetime(value.year, value.month, value.day, tzinfo=ref.tzinfo)
 
 
-def _parse(text: str, reference: datetime) -> TimeRange | None:
+def _parse(text: str, reference: datetime, tz: tzinfo | None, stored: bool) -> TimeRange | None:
     if not text:
         return None
     # ASCII-only lowering keeps offsets identical to the input ("İ".lower() is two chars).
@@ -370,8 +522,8 @@ def _parse(text: str, reference: datetime) -> TimeRange | None:
             hits.setdefault(i, []).append(w.start())
     if not hits:
         return None
-    ref = reference if reference.tzinfo is not None else reference.replace(tzinfo=timezone.utc)
-    today = ref.date()
+    ref = to_local(reference, tz)
+    ctx = _Ctx(ref, ref.date(), text, stored)
     best: tuple[int, int, Window] | None = None
     for i in sorted(hits):
         _, back, pattern, handler = _RULES[i]
@@ -389,7 +541,7 @@ def _parse(text: str, reference: datetime) -> TimeRange | None:
                 if m is None or m.end() <= pos:
                     continue
                 try:
-                    window = handler(m, ref, today, text)
+                    window = handler(m, ctx)
                 except (ValueError, OverflowError):  # Feb 30, year 0 and the like
                     window = None
                 if window is not None:
@@ -403,21 +555,24 @@ def _parse(text: str, reference: datetime) -> TimeRange | None:
         return None
     start, end, (lo, hi) = best
     lo_dt, hi_dt = _to_dt(lo, ref), _to_dt(hi, ref)
+    tense = _tense(low, start, end)
     # "since X" means from X's start until the moment of speaking.
     lead = _SINCE_BEFORE.search(low, max(0, start - 12), start)
     if lead:
         start = lead.start()
     if low.startswith("since", start) and ref > lo_dt:
         hi_dt = ref
-    return TimeRange(lo_dt, hi_dt, text[start:end], (start, end))
+    return TimeRange(lo_dt, hi_dt, text[start:end], (start, end), tense)
 
 
-def find_time_range(text: str, reference: datetime) -> TimeRange | None:
-    """The time window a query refers to, relative to `reference` (when the query was asked)."""
-    return _parse(text, reference)
+def find_time_range(text: str, reference: datetime, tz: tzinfo | None = None) -> TimeRange | None:
+    """The time window a query refers to, relative to `reference` (the instant it was asked),
+    on the calendar of `tz` (default: the user's zone, `local_zone()`)."""
+    return _parse(text, reference, tz, stored=False)
 
 
-def resolve_event_time(text: str, reference: datetime) -> TimeRange | None:
-    """For stored text written at `reference` time: the absolute time the text says an event
-    happened, e.g. 'I went to a support group yesterday' written 2023-05-08 -> 2023-05-07."""
-    return _parse(text, reference)
+def resolve_event_time(text: str, reference: datetime, tz: tzinfo | None = None) -> TimeRange | None:
+    """For stored text written at the instant `reference`: the absolute time the text says an
+    event happened or will happen, e.g. 'I went to a support group yesterday' written
+    2023-05-08 -> 2023-05-07, 'Dentist appointment on Friday' written Tue 1 Dec -> Fri 4 Dec."""
+    return _parse(text, reference, tz, stored=True)

@@ -13,6 +13,8 @@ BACKEND_CHOICES = ("auto", "llama.cpp", "mlx")
 # How memories are laid out for the model (engine.context): chosen by the model's size, or forced.
 CONTEXT_CHOICES = ("auto", "compact", "full")
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+# Where the chat model runs: a file MemDesk loads itself, or a server on this computer.
+MODEL_SOURCES = ("file", "endpoint")
 
 
 @dataclass
@@ -21,6 +23,9 @@ class AppSettings:
 
     model_path: str = ""  # a .gguf file or an MLX model folder; "" = the embedded default
     backend: str = "auto"
+    model_source: str = "file"  # "file" (model_path) or "endpoint" (a local OpenAI-compatible server)
+    endpoint_url: str = ""  # e.g. http://127.0.0.1:11434 (Ollama); kept when the source is "file"
+    endpoint_model: str = ""  # the server's name for the model; "" = the first it lists
     context_profile: str = "auto"  # "auto" (by model size), "compact" (small models) or "full"
     watched_folders: list[str] = field(default_factory=list)
     # Preparing the next reply in the background (prefetch, KV precompute). Extraction and nightly

@@ -1,4 +1,4 @@
-"""One interface for every chat-model backend (llama.cpp, MLX, fake).
+"""One interface for every chat-model backend (llama.cpp, MLX, a local OpenAI-compatible server, fake).
 
 Backends are created by `engine.llm.registry.load_model`, which imports the heavy
 library only when that backend is asked for.
@@ -65,7 +65,7 @@ def fingerprint_folder(path: Path) -> str:
 @dataclass(frozen=True)
 class ModelInfo:
     name: str
-    backend: str  # "llama.cpp" | "mlx" | "fake"
+    backend: str  # "llama.cpp" | "mlx" | "endpoint" | "fake"
     path: str
     fingerprint: str
     n_ctx: int

