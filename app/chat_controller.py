@@ -33,7 +33,8 @@ from engine.next_scene import Preparer
 from engine.reader import EXTRACT_JOB, MemReader
 from engine.scheduler import MemScheduler
 from ui.chat_window import MainWindow
-from ui.tasks import TaskRunner
+from ui.settings_endpoint import EndpointFields
+from ui.tasks import TaskRunner, weakly
 from ui.transcript import THINKING, info_from_stats
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,21 @@ def describe_scheduler(status: dict) -> str:
     if queued:
         parts.append(f"{queued} queued")
     return " · ".join(parts) or "idle"
+
+
+def wire_endpoint_fields(fields: EndpointFields, runner: TaskRunner) -> None:
+    """Settings ▸ Model with a server: its address checked by the engine's rule, and "List models"
+    asked of the server on a worker (a server that does not answer takes seconds to time out)."""
+    from app.settings_store import validate_endpoint_url
+    from engine.llm.endpoint import list_models
+
+    fields.validate = validate_endpoint_url
+
+    def listed(url: str) -> None:
+        runner.read(lambda: [model.id for model in list_models(url)], on_done=weakly(fields.show_models),
+                    on_error=weakly(fields.show_error_of))
+
+    fields.listRequested.connect(listed)
 
 
 @dataclass

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from app import cli_adapter, cli_backup, cli_chat, cli_forget, cli_ingest
+from app import cli_adapter, cli_backup, cli_chat, cli_forget, cli_ingest, cli_model
 from app import cli_format as fmt
 from engine.cube import Filters, MemoryType, Source, to_utc
 from engine.errors import InvalidInputError, MemDeskError
@@ -436,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag(p)
     command("check", cmd_check, "verify every page of the vault (integrity and encryption)")
     cli_chat.register(command, json_flag)
+    cli_model.register(command, json_flag)
     cli_ingest.register(command, json_flag)
     cli_adapter.register(command, json_flag)
     cli_backup.register(command, json_flag)

@@ -9,6 +9,59 @@ from pathlib import Path
 from app.cli_format import dump_json
 
 
+def chosen_endpoint(args: argparse.Namespace):
+    """The local server this `memdesk chat` talks to (an EndpointConfig), or None for a model file.
+
+    --endpoint URL [--endpoint-model NAME] chooses one (remembered once it answers, by
+    `remember_endpoint`); without it the one remembered in settings is used, unless --model names
+    a file for this run or --no-endpoint goes back to the model file for good."""
+    from app import settings_store
+    from engine.errors import InvalidInputError
+    from engine.llm.endpoint import EndpointConfig, normalise_url
+
+    url, name = getattr(args, "endpoint", None), getattr(args, "endpoint_model", None)
+    settings = settings_store.effective_data_dir(args.data_dir, args.profile)[2].settings
+    if url is not None:
+        if getattr(args, "model", None):
+            raise InvalidInputError("Choose either --model (a file) or --endpoint (a server), not both.")
+        url = normalise_url(url)
+        kept = settings.endpoint_model if url == settings.endpoint_url else ""
+        return EndpointConfig(url, name if name is not None else kept)
+    if getattr(args, "no_endpoint", False) or getattr(args, "model", None):
+        if name is not None:
+            raise InvalidInputError("--endpoint-model names a model on a server; it goes with --endpoint URL.")
+        return None
+    remembered = settings_store.endpoint_of(settings)
+    if name is not None:
+        if remembered is None:
+            raise InvalidInputError("--endpoint-model needs --endpoint URL (no server is chosen in settings yet).")
+        return EndpointConfig(remembered.url, name)
+    return remembered
+
+
+def remember_endpoint(args: argparse.Namespace, model) -> None:
+    """Keep the server (and the model it chose) in settings, or forget it (--no-endpoint), so the
+    desktop app and later `memdesk chat` runs use the same; says so on stderr when it changed."""
+    from dataclasses import replace
+
+    from app import settings_store
+
+    _, store, loaded = settings_store.effective_data_dir(args.data_dir, args.profile)
+    settings = loaded.settings
+    if getattr(args, "no_endpoint", False):
+        new = replace(settings, model_source="file")
+        note = "chatting with the model file again (the server is no longer used)"
+    elif getattr(args, "endpoint", None) is not None or getattr(args, "endpoint_model", None) is not None:
+        new = replace(settings, model_source="endpoint", endpoint_url=model.info.path, endpoint_model=model.model_id)
+        note = (f"remembered {model.model_id} at {model.info.path} in {store.path}; "
+                "`memdesk chat --no-endpoint` goes back to the model file")
+    else:
+        return
+    if new != settings:
+        store.save(new)
+        print(f"memdesk: {note}.", file=sys.stderr)
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from app.cli import open_memory
     from engine.activation import ActivationCache
@@ -17,9 +70,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from engine.llm.registry import load_model
     from engine.reader import EXTRACT_JOB, MemReader
 
+    endpoint = chosen_endpoint(args)
     with open_memory(args, embedder=True) as mem:
-        model = load_model(Path(args.model) if args.model else None, backend=args.backend, n_ctx=args.n_ctx)
+        model = load_model(Path(args.model) if args.model else None, backend=args.backend, n_ctx=args.n_ctx,
+                           endpoint=endpoint)
         try:
+            remember_endpoint(args, model)
             jobs = JobQueue(mem.db)
             reader = MemReader(mem, model, user_name=args.user, use_model=args.model_extraction)
             jobs.handlers[EXTRACT_JOB] = reader.handle_job
@@ -37,6 +93,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             result = response.result
             if args.json:
                 json.dump({"session_id": result.session_id, "reply": response.text(), "activation": result.activation,
+                           "model": model.info.name, "backend": model.info.backend,
                            "profile": result.profile, "memory_ids": list(result.memory_ids),
                            "preference_ids": list(result.preference_ids),
                            "memories": [m.memory for m in result.memories + result.preferences],
@@ -68,7 +125,7 @@ def repl(args: argparse.Namespace) -> int:
 
     with open_memory(args, embedder=True) as mem:
         print(f"MemDesk — {mem.stats()['memories']} memories in {mem.paths.vault}. Loading the model…")
-        model = load_model()
+        model = load_model(endpoint=chosen_endpoint(args))
         try:
             jobs = JobQueue(mem.db)
             jobs.handlers[EXTRACT_JOB] = MemReader(mem, model).handle_job
@@ -101,13 +158,6 @@ def repl(args: argparse.Namespace) -> int:
         finally:
             model.close()
     return 0
-
-
-def cmd_model(args: argparse.Namespace) -> int:
-    from engine.llm.export import main as export_main
-
-    argv = ([args.gguf] if args.gguf else []) + [args.out] + (["--overwrite"] if args.overwrite else [])
-    return export_main(argv)
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
@@ -149,18 +199,19 @@ def register(command, json_flag) -> None:
     p = command("cache", cmd_cache, "activation memory (precomputed KV states): stats")
     p.add_argument("action", choices=["stats"])
     json_flag(p)
-    p = command("model", cmd_model, "model tools: export-mlx OUT writes the GGUF as an MLX/Hugging Face folder")
-    p.add_argument("action", choices=["export-mlx"])
-    p.add_argument("out", metavar="OUT", help="folder to create")
-    p.add_argument("--gguf", metavar="PATH", help="the GGUF to export (default: the embedded model)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
     p = command("chat", cmd_chat, "send one message to the local model, with your memories")
     p.add_argument("message", metavar="MESSAGE")
     p.add_argument("--session", metavar="ID", help="continue this session (default: start a new one)")
     p.add_argument("--model", metavar="PATH", help="a GGUF file or MLX folder (default: the embedded SmolLM2)")
     p.add_argument("--backend", default="auto", choices=["auto", "llama.cpp", "mlx"])
-    p.add_argument("--n-ctx", type=int, default=4096, metavar="N", help="context window (default: %(default)s)")
+    p.add_argument("--endpoint", metavar="URL",
+                   help="chat with a model a server on this computer runs (Ollama http://127.0.0.1:11434, LM Studio "
+                        "http://127.0.0.1:1234, llama-server, Jan); remembered in settings for later runs")
+    p.add_argument("--endpoint-model", metavar="NAME", help="that server's model (default: the first it lists)")
+    p.add_argument("--no-endpoint", action="store_true", help="go back to the model file (forgets the server choice)")
+    p.add_argument("--n-ctx", type=int, default=4096, metavar="N",
+                   help="context window (default: %(default)s; a server's own when it reports one)")
     p.add_argument("--max-tokens", type=int, default=256, metavar="N", help="longest reply (default: %(default)s)")
     p.add_argument("--user", default="User", help="your name, used in memories (default: %(default)s)")
     p.add_argument("--context", default="auto", choices=["auto", "compact", "full"],

@@ -20,11 +20,16 @@ from PySide6.QtGui import QDesktopServices, QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QSplashScreen, QWidget
 
 from app import logs, settings_store
-from app.chat_controller import ChatController
+from app.change_bridge import ChangeBridge
+from app.chat_controller import ChatController, wire_endpoint_fields
+from app.embedding_status import EmbeddingProgress
+from app.folder_watching import FolderWatching
+from app.gui_backup import Backups, PendingRestore, env_or, finish_restore, restore_message
 from app.gui_gc import GuiGarbageCollector
 from app.scheduler_thread import SchedulerThread
 from app.single_instance import SingleInstance
 from engine.api import Memory
+from engine.changes import Changes
 from engine.chat import ChatConfig
 from engine.errors import MemDeskError, WrongKeyError
 from engine.jobs import JobQueue
@@ -35,7 +40,9 @@ from ui.browser import BrowserWindow
 from ui.capture import QuickCapture, install_capture_shortcut
 from ui.chat_window import MainWindow
 from ui.conflicts import ConflictsView
+from ui.messages import for_gui
 from ui.settings import AppSettings, SettingsDialog, SettingsInfo
+from ui.settings_folders import summary as folder_summary
 from ui.tasks import TaskRunner
 from ui.timeline import TimelineView
 from ui.tray import NO_TRAY_MESSAGE, Tray
@@ -92,16 +99,21 @@ def _open(paths: ProfilePaths, passphrase, embedder) -> Memory:
     return Memory.open(paths.data_dir, profile=paths.name, passphrase=passphrase, embedder=embedder)
 
 
-def open_vault(paths: ProfilePaths, splash: QSplashScreen | None = None, *, embedder=True) -> Memory | None:
+def open_vault(paths: ProfilePaths, splash: QSplashScreen | None = None, *, embedder=True,
+               known: str | None = None) -> Memory | None:
     """Unlock dialog loop; None when the person cancels. With no dialog needed (the key is in
     the OS keyring, or MEMDESK_PASSPHRASE is set) the vault opens directly; a MEMDESK_PASSPHRASE
-    that does not open it is said so in the dialog, which then asks."""
+    that does not open it is said so in the dialog, which then asks. `known`: a passphrase
+    tried first (the one just chosen for a restored vault), so it is not asked twice."""
     keys = KeyManager(paths.key_sidecar)
     mode = keys.passphrase_request()
     error = ""
     while True:
         provider = env_passphrase_provider
-        if mode is not None:
+        if known is not None:
+            provider = lambda confirm, secret=known: secret  # noqa: E731
+            known = None
+        elif mode is not None:
             secret = ask_passphrase(mode, paths, error)
             if secret is None:
                 return None
@@ -125,13 +137,6 @@ class AdapterBridge(QObject):
     progress = Signal(float, str)
     finished = Signal(object)
     failed = Signal(str)
-
-
-class WatcherBridge(QObject):
-    """The folder watcher calls back on its own thread; these signals carry that to the GUI thread."""
-    progress = Signal(int, int, str)
-    report = Signal(object)
-    error = Signal(str)
 
 
 class DesktopApp(QObject):
@@ -162,14 +167,21 @@ class DesktopApp(QObject):
         self.tray = Tray()
         self.chat = ChatController(mem, self.runner, self.window, self.scheduler,
                                    model_path=self.settings.model_path or None, backend=self.settings.backend,
-                                   config=ChatConfig(profile=self.settings.context_profile))
+                                   config=ChatConfig(profile=self.settings.context_profile),
+                                   endpoint=settings_store.endpoint_of(self.settings))
         for widget in (self.window, self.browser, self.conflicts, self.timeline, self.capture):
             widget.setWindowIcon(QIcon(str(ICON)))
         self.conflicts.setWindowTitle("Conflicts — MemDesk")
         self.timeline.setWindowTitle("Timeline — MemDesk")
-        self.watcher = None
-        self.watch_bridge = WatcherBridge()
+        self.folders = FolderWatching(mem, self)
+        self.backups = Backups(mem, self.runner, self.restore_ready)
+        self.pending_restore: PendingRestore | None = None  # cmd_gui restores it once the vault is closed
+        self.embedding = EmbeddingProgress(mem, self.runner, self.window.status_line, self)
+        self.settings_view: SettingsDialog | None = None  # the Settings dialog, while one is open
         self.adapter_bridge = AdapterBridge()
+        # Every engine write, whoever made it, reaches the views through this one signal.
+        self.change_bridge = ChangeBridge(mem, self)
+        self.adapters_view = None  # Settings ▸ Learned preferences, while its dialog is open
         self._wire()
         if warning:
             self.window.statusBar().showMessage(warning, 15000)
@@ -190,19 +202,19 @@ class DesktopApp(QObject):
         self.conflicts.openMemoryRequested.connect(self.open_memory)
         self.timeline.openMemoryRequested.connect(self.open_memory)
         self.timeline.rangeSelected.connect(self.filter_by_time)
-        for source in (self.browser, self.conflicts):
-            source.memoriesChanged.connect(self.memories_changed)
-        self.capture.captured.connect(lambda _id: self.memories_changed([]))
+        self.change_bridge.changed.connect(self.memories_changed)
+        self.change_bridge.changed.connect(self.embedding.changed)
         self.capture.failed.connect(lambda message: w.statusBar().showMessage(message, 10000))
         self.runner.failed.connect(w.show_error)
         self.tray.openRequested.connect(lambda: self._show(w))
         self.tray.captureRequested.connect(self.capture.open_capture)
         self.tray.pauseToggled.connect(self.pause_ingestion)
         self.tray.quitRequested.connect(self.quit)
-        self.watch_bridge.progress.connect(
+        self.folders.progress.connect(
             lambda done, total, path: w.set_ingest_status(f"Indexing notes {done}/{total}" if done < total else ""))
-        self.watch_bridge.report.connect(self.ingest_finished)
-        self.watch_bridge.error.connect(w.show_error)
+        self.folders.report.connect(self.ingest_finished)
+        self.folders.error.connect(w.show_error)
+        self.folders.states.connect(self.folder_states_changed)
         self.adapter_bridge.progress.connect(
             lambda fraction, message: w.set_scheduler_status(f"Learning your preferences: {fraction:.0%} {message}"))
         self.adapter_bridge.finished.connect(self.adapter_finished)
@@ -222,39 +234,30 @@ class DesktopApp(QObject):
         else:
             self.chat.load_model()
         self.scheduler.add_nightly("adapter", self.train_adapter)
+        self.scheduler.add_nightly("compact", self.compact_vault)
         # Always: extraction and the nightly job run on it. The setting only turns preparation off.
         self.scheduler_thread.start()
         self.start_watching()
+        self.embedding.check()  # memories left without a vector last time
 
     def activate(self) -> None:
         """Another launch of MemDesk for this profile asked for the window (app/single_instance.py)."""
         self._show(self.window)
 
     def start_watching(self) -> None:
-        from engine.ingest import Ingestor
-        from engine.ingest_watch import FolderWatcher
-
-        if self.watcher is not None:
-            self.watcher.stop()
-            self.watcher = None
-        folders = [f for f in self.settings.watched_folders if Path(f).is_dir()]
-        if not folders:
-            return
-        bridge = self.watch_bridge
-        self.watcher = FolderWatcher(Ingestor(self.mem), folders, health=self.mem.health,
-                                     on_report=bridge.report.emit,
-                                     on_progress=lambda done, total, path: bridge.progress.emit(done, total, str(path)),
-                                     on_error=lambda exc: bridge.error.emit(str(exc)))
-        try:
-            self.watcher.start()
-        except MemDeskError as exc:
-            self.watcher = None
-            self.window.show_error(str(exc))
+        """Watch the folders in the settings; missing ones as soon as they exist."""
+        self.folders.start(list(self.settings.watched_folders))
 
     def pause_ingestion(self, paused: bool) -> None:
-        if self.watcher is not None:
-            (self.watcher.pause if paused else self.watcher.resume)()
+        self.folders.pause(paused)
         self.window.set_ingest_status("Ingestion paused" if paused else "")
+
+    def folder_states_changed(self, states: list) -> None:
+        """The watcher's view of each folder changed: an open Settings dialog shows it at once."""
+        dialog = self.settings_view
+        if dialog is not None and shiboken6.isValid(dialog):
+            dialog.set_folder_states(states)
+            dialog.set_info(self.settings_info())
 
     def ingest_finished(self, report) -> None:
         self.window.set_ingest_status("")
@@ -262,7 +265,6 @@ class DesktopApp(QObject):
         if skipped:
             self.window.statusBar().showMessage(f"{len(skipped)} file(s) skipped; see Settings → Watched folders.",
                                                 10000)
-        self.memories_changed([])
 
     # ------------------------------------------------------------ parametric memory
     def train_adapter(self, should_stop) -> None:
@@ -270,6 +272,11 @@ class DesktopApp(QObject):
         from engine.errors import Preempted
         from engine.parametric.nightly import AdapterJob
 
+        if self.chat.endpoint is not None:  # no weights here to train on, nothing to load an adapter into
+            from engine.parametric.nightly import NightlyReport
+
+            self.adapter_bridge.finished.emit(NightlyReport("skipped", self.chat.in_process_only_note))
+            return
         job = AdapterJob(self.mem, self.chat.model_path, backend=self.settings.backend)
         try:
             report = job.run(self.chat.model, should_stop=should_stop,
@@ -280,6 +287,15 @@ class DesktopApp(QObject):
         if report.status == "interrupted" and should_stop():
             raise Preempted("a user turn")  # the scheduler queues it again; training resumes from its checkpoint
         self.adapter_bridge.finished.emit(report)
+
+    def compact_vault(self, should_stop) -> None:
+        """The nightly window, after the adapter job: give free pages back to the disk (evicted
+        activation states, forgotten chats), when there is enough to be worth it."""
+        from engine.maintenance import idle_compact
+
+        report = idle_compact(self.mem)
+        if report is not None:
+            log.info("compacted the vault: %d -> %d bytes", report.bytes_before, report.bytes_after)
 
     def train_adapter_now(self) -> None:
         self.scheduler.submit("adapter", self.train_adapter, key="nightly:adapter")
@@ -298,8 +314,8 @@ class DesktopApp(QObject):
     def shutdown(self) -> None:
         """Stop every thread that uses the vault, then close it. Pending extraction jobs stay
         queued in the vault for the next start."""
-        if self.watcher is not None:
-            self.watcher.stop()
+        self.change_bridge.close()
+        self.folders.stop()
         if not self.scheduler_thread.stop():
             log.warning("the scheduler's task did not stop within 30 s; waiting for it before closing the vault")
             self.scheduler_thread.wait()
@@ -314,11 +330,27 @@ class DesktopApp(QObject):
     def quit(self) -> None:
         self.qt_app.quit()
 
+    def restore_ready(self, pending: PendingRestore) -> None:
+        """The backup's passphrase is right and the person confirmed: close, restore, open again."""
+        self.pending_restore = pending
+        self.quit()
+
+    def dispose(self) -> None:
+        """After shutdown, before the app is built again on another vault (a restored backup)."""
+        self.tray.hide()
+        for widget in (self.settings_view, self.window, self.browser, self.conflicts, self.timeline, self.capture):
+            if widget is not None and shiboken6.isValid(widget):
+                widget.hide()
+                widget.deleteLater()
+
     # ------------------------------------------------------------ navigation
     def _show(self, widget: QWidget) -> None:
+        hidden = not widget.isVisible()
         widget.show()
         widget.raise_()
         widget.activateWindow()
+        if hidden and widget in self.views():
+            widget.refresh()  # hidden views skip change reports; this one catches up now
 
     def open_memory(self, memory_id: str) -> None:
         self._show(self.browser)
@@ -342,26 +374,37 @@ class DesktopApp(QObject):
             return
         QDesktopServices.openUrl(QUrl.fromLocalFile(path))
 
-    def memories_changed(self, ids: list) -> None:
-        self.browser.refresh()
-        self.conflicts.refresh()
-        self.timeline.refresh()
+    def views(self) -> tuple[QWidget, ...]:
+        return self.browser, self.conflicts, self.timeline
+
+    def memories_changed(self, changes: Changes) -> None:
+        """Something was written, by anyone (a view, a chat turn, extraction, the nightly job,
+        ingestion, an import): every open view refreshes. A hidden one does when next shown."""
+        if changes.memories or changes.relations:
+            for view in self.views():
+                if view.isVisible():
+                    view.refresh()
+        if changes.adapters and self.adapters_view is not None and shiboken6.isValid(self.adapters_view):
+            self.adapters_view.refresh()
 
     # ------------------------------------------------------------ settings
     def settings_info(self) -> SettingsInfo:
-        watching = len(self.watcher.folders) if self.watcher is not None else 0
-        ingest = self.window.ingest_status_text() or (f"Watching {watching} folder(s)" if watching else "Not watching")
+        ingest = folder_summary(self.folders.current)
         return SettingsInfo(key_storage=self.key_storage, data_dir=str(self.paths.data_dir), ingest_status=ingest,
                             model_in_use=self.chat.model_name(), default_model=_default_model())
 
     def settings_dialog(self) -> SettingsDialog:
         dialog = SettingsDialog(self.settings, self.settings_info(), settings_store.validate_model_path, self.window)
         dialog.setWindowIcon(QIcon(str(ICON)))
+        dialog.set_folder_states(self.folders.current)
+        self.settings_view = dialog
+        self.backups.wire(dialog.backup)
         dialog.settingsChanged.connect(self.apply_settings)
         dialog.exportRequested.connect(lambda path: self.export_memories(path, dialog))
         dialog.importRequested.connect(lambda path: self.import_memories(path, dialog))
+        wire_endpoint_fields(dialog.endpoint, self.runner)
         model = self.chat.model
-        if model is not None:
+        if model is not None and self.chat.endpoint is None:  # the Model page says why adapters are off
             from ui.adapters import AdaptersView
 
             adapters = AdaptersView(self.mem, self.runner, model.info.fingerprint, model.info.name, dialog)
@@ -369,6 +412,7 @@ class DesktopApp(QObject):
             adapters.trainRequested.connect(self.train_adapter_now)
             dialog.tabs.addTab(adapters, "Learned preferences")
             dialog.adapters = adapters
+            self.adapters_view = adapters
         return dialog
 
     def open_settings(self) -> None:
@@ -383,8 +427,9 @@ class DesktopApp(QObject):
         old, self.settings = self.settings, new
         if new.context_profile != old.context_profile:
             self.chat.config = replace(self.chat.config, profile=new.context_profile)
-        if (new.model_path, new.backend, new.context_profile) != (old.model_path, old.backend, old.context_profile):
-            self.chat.set_model(new.model_path or None, new.backend)
+        if (new.model_path, new.backend, new.context_profile, settings_store.endpoint_of(new)) != (
+                old.model_path, old.backend, old.context_profile, settings_store.endpoint_of(old)):
+            self.chat.set_model(new.model_path or None, new.backend, endpoint=settings_store.endpoint_of(new))
         if new.watched_folders != old.watched_folders:
             self.start_watching()
         self.scheduler.window = NightlyWindow(new.nightly_start_hour, new.nightly_end_hour)
@@ -408,7 +453,6 @@ class DesktopApp(QObject):
             self.window.statusBar().showMessage(message, 10000)
             if dialog is not None:
                 dialog.show_exchange_result(message)
-            self.memories_changed([])
 
         self.runner.write(lambda: self.mem.import_(path),
                           on_done=lambda r: done(f"Imported {r.added} memories from {path} "
@@ -456,25 +500,63 @@ def cmd_gui(args: argparse.Namespace) -> int:
     desktop: DesktopApp | None = None
     instance.activated.connect(lambda: desktop.activate() if desktop is not None else _raise_visible())
     splash = QSplashScreen(QIcon(str(ICON)).pixmap(128, 128))
-    splash.show()
+    known, message = None, ""
     try:
-        mem = open_vault(paths, splash)
-    except MemDeskError as exc:
-        splash.close()
-        QMessageBox.critical(None, "MemDesk cannot open your memories", str(exc))
-        return exc.exit_code or 1
-    splash.close()
-    if mem is None:
-        return 0
-    desktop = DesktopApp(qt_app, mem, paths, store)
-    desktop.window.status_line.log_file = str(logs.log_path(paths))
-    desktop.start()
-    QTimer.singleShot(0, lambda: desktop.window.raise_())
-    try:
-        return qt_app.exec()
+        while True:  # once, unless a backup is restored from Settings: then again, on the restored vault
+            splash.show()
+            try:
+                mem = open_vault(paths, splash, known=known)
+            except MemDeskError as exc:
+                splash.close()
+                QMessageBox.critical(None, "MemDesk cannot open your memories", for_gui(str(exc)))
+                return exc.exit_code or 1
+            splash.close()
+            if mem is None:
+                return 0
+            desktop = DesktopApp(qt_app, mem, paths, store)
+            desktop.window.status_line.log_file = str(logs.log_path(paths))
+            desktop.start()
+            if message:
+                desktop.window.statusBar().showMessage(message, 20000)
+            QTimer.singleShot(0, lambda: desktop.window.raise_())
+            code = qt_app.exec()
+            pending, old = desktop.pending_restore, desktop
+            if pending is None:
+                return code
+            desktop = None
+            old.dispose()
+            known, message = _restore(paths, pending, splash, instance)
     finally:
         collector.stop()
         instance.release()
+
+
+def _restore(paths: ProfilePaths, pending: PendingRestore, splash: QSplashScreen,
+             instance: SingleInstance) -> tuple[str | None, str]:
+    """The vault is closed: swap the backup in. Returns (the new vault passphrase if one was
+    chosen, what to say once the app is open again). A failure leaves the profile as it was."""
+    chosen: list[str] = []
+
+    def ask_new(confirm: bool) -> str | None:  # the restored vault's key, when no keyring keeps it
+        secret = ask_passphrase("create", paths, "")
+        if secret:
+            chosen.append(secret)
+        return secret
+
+    splash.show()
+    splash.showMessage("Restoring your backup…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
+    try:
+        report = finish_restore(paths, pending, env_or(ask_new))
+    except MemDeskError as exc:
+        splash.close()
+        QMessageBox.critical(None, "MemDesk could not restore the backup",
+                             f"{for_gui(str(exc))}\n\nNothing was changed: your memories are as they were.")
+        return None, ""
+    splash.close()
+    # The profile folder was replaced, instance.lock with it: take the lock on the new one.
+    instance.release()
+    instance.acquire()
+    return (chosen[-1] if chosen else None), restore_message(report)
 
 
 def _raise_visible() -> None:

@@ -288,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=["facts", "locomo", "all"], default="all")
     parser.add_argument("--model", type=Path, help="a GGUF file or MLX folder (default: the embedded model)")
     parser.add_argument("--backend", default="auto", choices=["auto", "llama.cpp", "mlx"])
+    parser.add_argument("--endpoint", metavar="URL", help="a local OpenAI-compatible server instead of --model")
+    parser.add_argument("--endpoint-model", metavar="NAME", default="", help="that server's model (default: its first)")
     parser.add_argument("--n-ctx", type=int, default=4096)
     parser.add_argument("--profile", default="auto", choices=["auto", "compact", "full"])
     parser.add_argument("--facts", type=Path, default=DATA)
@@ -299,10 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--locomo-n", type=int, default=200)
     parser.add_argument("--locomo-tokens", type=int, default=48, help="reply length for LoCoMo questions")
     args = parser.parse_args(argv)
+    from engine.llm.endpoint import EndpointConfig
     from engine.llm.registry import load_model
 
     t0 = time.perf_counter()
-    model = load_model(args.model, backend=args.backend, n_ctx=args.n_ctx)
+    endpoint = EndpointConfig(args.endpoint, args.endpoint_model) if args.endpoint else None
+    model = load_model(args.model, backend=args.backend, n_ctx=args.n_ctx, endpoint=endpoint)
     # Only the fields this version of ChatConfig has, so the same bench measures an older commit too.
     known = set(ChatConfig.__dataclass_fields__)
     config = ChatConfig(**{k: v for k, v in {"profile": args.profile}.items() if k in known})

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from engine.changes import Changes
 from engine.cube import (AddResult, ChatMessage, Edge, Filters, MemoryItem, MemoryType, Relation,
                          SearchHit, Source, SourceRef, Status, Version, iso, new_id, to_utc, ts, utcnow)
 from engine.embed import Embedder
-from engine.errors import CorruptStoreError, InvalidInputError
+from engine.errors import CorruptStoreError, InvalidInputError, StaleVersionError
 from engine.health import Health
 from engine.indexer import Indexer
 from engine.keys import KdfParams, KeyManager, PassphraseProvider, env_passphrase_provider
@@ -47,6 +48,9 @@ SUPERSEDED = "superseded"  # how a version's reason starts when a newer value re
 ChangedHook = Callable[[list[str]], None]
 """Called after memories were edited, archived, deleted or purged, with their ids
 (activation memory drops cached prefixes that rendered them)."""
+CommitHook = Callable[[Changes], None]
+"""Called after every committed write, whoever made it, with what it changed (engine/changes.py).
+Views refresh from it (the app relays it to the GUI thread as one signal)."""
 
 
 class Memory:
@@ -58,6 +62,7 @@ class Memory:
         self.indexer = Indexer(db, embedder, health=self.health) if embedder is not None else None
         self.on_added: list[AddedHook] = []
         self.on_changed: list[ChangedHook] = []
+        self.on_commit: list[CommitHook] = db.on_commit
         self._background = background
         if self.indexer is not None and background:
             self.indexer.start()
@@ -200,8 +205,11 @@ class Memory:
                 hook(changed)
         return results
 
-    def update(self, memory_id: str, *, reason: str = "edited", **changes) -> MemoryItem:
-        """Change fields; the previous state is kept as a version in history."""
+    def update(self, memory_id: str, *, reason: str = "edited", expected_version: int | None = None,
+               **changes) -> MemoryItem:
+        """Change fields; the previous state is kept as a version in history. `expected_version`:
+        the version the editor showed; a newer one (written meanwhile by someone else) is not
+        overwritten, StaleVersionError is raised and nothing changes."""
         if "memory" in changes:
             changes["memory"] = check_text(changes["memory"])
         if "tags" in changes:
@@ -214,6 +222,13 @@ class Memory:
             raise InvalidInputError(f"Unknown status {changes['status']!r}; use one of {[s.value for s in Status]}.")
         with self.db.write() as conn:
             rowid, _ = vault.resolve(conn, memory_id)
+            if expected_version is not None:
+                current = vault.fetch(conn, rowid)
+                if current.version != expected_version:
+                    raise StaleVersionError(
+                        f"This memory changed while you edited it (you saw version {expected_version}, it is "
+                        f"now version {current.version}); nothing was saved. Reload it, then make your "
+                        "change again.")
             digest = content_hash(changes["memory"]) if "memory" in changes else None
             vault.update(conn, rowid, changes, reason, digest)
             item = vault.fetch(conn, rowid)

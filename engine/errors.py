@@ -93,6 +93,12 @@ class Cancelled(MemDeskError):
     exit_code = 130  # what a shell reports for Ctrl-C, the terminal's way to cancel
 
 
+class StaleVersionError(MemDeskError):
+    """An edit was made on an older version of a memory than the one stored now; nothing was saved."""
+
+    exit_code = 15
+
+
 class EndpointError(ModelError):
     """A model server (Ollama, LM Studio, llama-server...) answered, but not with a reply."""
 

@@ -13,6 +13,11 @@ editor saving a file in several writes (or through a temporary file and a rename
 one ingestion. What a path is after the quiet period decides what happens: a file that
 exists is (re-)ingested, a path that is gone is removed, and a rename whose source is gone
 keeps its memories.
+
+Each folder has a state (`FolderState`: starting, scanning n of m, watching, paused, missing,
+error with its reason), reported through `on_state` whenever it changes. A folder that
+disappears (deleted, a drive unplugged) is noticed within `recheck` seconds and watched again,
+with a scan, as soon as it is back: no restart or Apply needed.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -35,13 +41,40 @@ log = logging.getLogger(__name__)
 ReportCallback = Callable[[IngestReport], None]
 ErrorCallback = Callable[[MemDeskError], None]
 _IGNORED_EVENTS = ("opened", "closed_no_write")
+STATE_EVERY_S = 0.25  # scan progress is reported at most this often per folder (and at its end)
+
+
+@dataclass(frozen=True)
+class FolderState:
+    """What the watcher is doing with one folder."""
+
+    folder: str
+    state: str  # "starting" | "scanning" | "watching" | "paused" | "missing" | "error"
+    done: int = 0  # scanning: files handled so far ...
+    total: int = 0  # ... of the files that needed work
+    error: str = ""  # state "error": what went wrong and what to do
+
+    def describe(self) -> str:
+        if self.state == "scanning":
+            return f"Scanning: {self.done} of {self.total} files" if self.total else "Scanning…"
+        if self.state == "missing":
+            return "Folder not found: it is watched again as soon as it is back"
+        if self.state == "error":
+            return f"Error: {self.error}"
+        return {"starting": "Starting…", "watching": "Watching", "paused": "Paused"}.get(self.state, self.state)
+
+
+StateCallback = Callable[[list[FolderState]], None]
 
 
 class FolderWatcher:
     def __init__(self, ingestor: Ingestor, folders: Iterable[str | os.PathLike], *,
                  on_report: ReportCallback | None = None, on_progress: Progress | None = None,
                  on_error: ErrorCallback | None = None, debounce: float = 0.5, scan_on_start: bool = True,
-                 rescan_interval: float | None = None, health: Health | None = None):
+                 rescan_interval: float | None = None, health: Health | None = None,
+                 on_state: StateCallback | None = None, missing_ok: bool = False, recheck: float = 2.0):
+        """`missing_ok`: a folder missing at start is watched once it exists (the app's watched
+        folders); without it start() refuses a missing folder (a one-off watch of a path given)."""
         self.ingestor = ingestor
         self.health = health or getattr(ingestor.mem, "health", None) or Health()
         self.folders = list(dict.fromkeys(absolute_path(f) for f in folders))
@@ -50,7 +83,18 @@ class FolderWatcher:
         self.on_error = on_error
         self.debounce = debounce
         self.rescan_interval = rescan_interval
+        self.on_state = on_state
+        self.missing_ok = missing_ok
+        self.recheck = recheck
         self.last_error: str | None = None
+        self._states = {f: FolderState(f, "starting") for f in self.folders}
+        self._state_lock = threading.Lock()  # a leaf: held for a dict update, never while calling out
+        self._state_sent: dict[str, float] = {}
+        self._watches: dict[str, object] = {}  # folder -> watchdog's ObservedWatch
+        self._handler = _Handler(self)
+        self._last_check = time.monotonic()
+        self._check_now = False
+        self._scanning: str | None = None
         self._lock = threading.Condition()
         self._pending: dict[str, float] = {}  # path -> time of its last event (monotonic)
         self._moves: dict[str, str] = {}  # destination -> source, in arrival order
@@ -65,22 +109,25 @@ class FolderWatcher:
     # ------------------------------------------------------------------- control
     def start(self) -> None:
         missing = [f for f in self.folders if not os.path.isdir(f)]
-        if missing:
+        if missing and not self.missing_ok:
             raise InvalidInputError(f"Cannot watch {missing[0]!r}: no such folder. Choose an existing folder "
                                     "in settings, or create it first.")
         if self._thread is not None:
             return
         observer = Observer()
-        handler = _Handler(self)
+        self._observer = observer
         try:
             for folder in self.folders:
-                observer.schedule(handler, folder, recursive=True)
+                if folder in missing:
+                    self._set_state(folder, "missing")
+                else:
+                    self._watches[folder] = observer.schedule(self._handler, folder, recursive=True)
+                    if not self._scan_wanted:
+                        self._set_state(folder, "watching")
             observer.start()
         except OSError as exc:
-            raise MemDeskError(
-                f"Cannot watch {self.folders}: {exc.strerror or exc}. On Linux, raise the inotify limit "
-                "(sysctl fs.inotify.max_user_watches=524288) or watch fewer folders.") from exc
-        self._observer = observer
+            self._observer = None
+            raise MemDeskError(_watch_error(self.folders, exc)) from exc
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="memdesk-ingest", daemon=True)
         self._thread.start()
@@ -103,6 +150,9 @@ class FolderWatcher:
         with self._lock:
             self._paused = True
             self._lock.notify_all()
+        for folder_state in self.states():
+            if folder_state.state != "missing":
+                self._set_state(folder_state.folder, "paused")
 
     def resume(self) -> None:
         """Ingest again, starting with a scan of every folder (it picks up whatever changed meanwhile)."""
@@ -110,6 +160,26 @@ class FolderWatcher:
             self._paused = False
             self._scan_wanted = True
             self._lock.notify_all()
+
+    def states(self) -> list[FolderState]:
+        """Each folder's state now, in the order the folders were given."""
+        with self._state_lock:
+            return [self._states[f] for f in self.folders]
+
+    def _set_state(self, folder: str, state: str, done: int = 0, total: int = 0, error: str = "") -> None:
+        """Called on the worker thread, and on the caller's by start() and pause()."""
+        new = FolderState(folder, state, done, total, error)
+        now = time.monotonic()
+        with self._state_lock:
+            if self._states.get(folder) == new:
+                return
+            self._states[folder] = new
+            if state == "scanning" and total and done < total and now - self._state_sent.get(folder, 0.0) < STATE_EVERY_S:
+                return  # a big scan reports its progress a few times a second, not per file
+            self._state_sent[folder] = now
+            snapshot = [self._states[f] for f in self.folders]
+        if self.on_state is not None:
+            self.on_state(snapshot)
 
     def rescan(self) -> None:
         """Ask for a full scan of every folder (e.g. after the settings changed)."""
@@ -161,6 +231,11 @@ class FolderWatcher:
         if event.is_directory and event.event_type == "modified":
             return  # a file inside changed: that file has its own event
         src = os.fsdecode(event.src_path)
+        if event.is_directory and event.event_type in ("deleted", "moved") and src in self.folders:
+            with self._lock:  # a watched folder itself went away: its watch is dead, look now
+                self._check_now = True
+                self._lock.notify_all()
+            return
         dest = os.fsdecode(event.dest_path) if event.dest_path else ""
         now = time.monotonic()
         with self._lock:
@@ -189,6 +264,8 @@ class FolderWatcher:
             try:
                 if work == "scan":
                     self._scan_all()
+                elif work == "check":
+                    self._check_folders()
                 elif work:
                     self._handle(work)
             except Exception as exc:  # noqa: BLE001 - the loop boundary: recorded, reported, and the next change is read
@@ -203,19 +280,27 @@ class FolderWatcher:
     def _failed(self, exc: Exception) -> None:
         failure = self.health.failed("watcher", "reading your watched folders", exc)
         self.last_error = failure.error
+        if self._scanning is not None:
+            self._set_state(self._scanning, "error", error=failure.error)
+            self._scanning = None
         if self.on_error is not None:
             self.on_error(exc if isinstance(exc, MemDeskError) else MemDeskError(failure.error))
         with self._lock:  # a pause, so that a failure repeating on every event cannot spin
             self._lock.wait(min(1.0, self.debounce * 2))
 
     def _next_work(self) -> str | list[tuple[str, str | None]] | None:
-        """Under the lock: wait for something to do. None means stop; "scan" a full scan; else a
-        batch of (path, move source or None) whose events have settled."""
+        """Under the lock: wait for something to do. None means stop; "scan" a full scan; "check"
+        a look at which folders exist; else a batch of (path, move source or None) whose events
+        have settled."""
         while not self._stopping:
-            if self._paused:
-                self._lock.wait(1.0)
-                continue
             now = time.monotonic()
+            if self._check_now or now - self._last_check >= self.recheck:
+                self._check_now = False
+                self._last_check = now
+                return "check"
+            if self._paused:
+                self._lock.wait(min(1.0, self.recheck))
+                continue
             if self.rescan_interval is not None and now - self._last_scan >= self.rescan_interval:
                 self._scan_wanted = True
             if self._scan_wanted:
@@ -235,10 +320,41 @@ class FolderWatcher:
                     batch.append((path, source))
                 return batch
             waits = [self.debounce - (now - at) for at in self._pending.values()]
+            waits.append(self.recheck - (now - self._last_check))
             if self.rescan_interval is not None:
                 waits.append(self.rescan_interval - (now - self._last_scan))
-            self._lock.wait(max(0.01, min(waits)) if waits else 1.0)
+            self._lock.wait(max(0.01, min(waits)))
         return None
+
+    def _check_folders(self) -> None:
+        """A folder that vanished stops being watched (its watch died with it); one that is back
+        is watched again and scanned."""
+        back = False
+        for folder_state in self.states():
+            folder, current = folder_state.folder, folder_state.state
+            exists = os.path.isdir(folder)
+            if not exists and current != "missing":
+                self._unwatch(folder)
+                self._set_state(folder, "missing")
+            elif exists and current == "missing":
+                try:
+                    self._watches[folder] = self._observer.schedule(self._handler, folder, recursive=True)
+                except OSError as exc:
+                    self._set_state(folder, "error", error=_watch_error([folder], exc))
+                    continue
+                self._set_state(folder, "paused" if self._paused else "scanning")
+                back = True
+        if back:
+            with self._lock:
+                self._scan_wanted = True
+
+    def _unwatch(self, folder: str) -> None:
+        watch = self._watches.pop(folder, None)
+        if watch is not None and self._observer is not None:
+            try:
+                self._observer.unschedule(watch)
+            except KeyError:
+                pass  # already gone with its emitter
 
     def _should_stop(self) -> bool:
         return self._stopping or self._paused
@@ -247,10 +363,29 @@ class FolderWatcher:
         for folder in self.folders:
             if self._should_stop():
                 break
-            report = self.ingestor.scan(folder, on_progress=self.on_progress, should_stop=self._should_stop)
+            if not os.path.isdir(folder):
+                continue  # watched again, and scanned, once it is back (_check_folders)
+
+            def progress(done: int, total: int, path: str, folder: str = folder) -> None:
+                self._set_state(folder, "scanning", done, total)
+                if self.on_progress is not None:
+                    self.on_progress(done, total, path)
+
+            self._set_state(folder, "scanning")
+            self._scanning = folder  # a failure is this folder's error (_failed)
+            try:
+                report = self.ingestor.scan(folder, on_progress=progress, should_stop=self._should_stop)
+            except Exception as exc:  # noqa: BLE001 - one folder's failure is its state; the others are read
+                if self._stopping or isinstance(exc, VaultClosed):
+                    raise
+                self._failed(exc)
+                continue
+            self._scanning = None
             if report.interrupted and not self._stopping:
                 with self._lock:
                     self._scan_wanted = True  # finished on resume
+            if not report.interrupted:
+                self._set_state(folder, "watching")
             if self.on_report is not None:
                 self.on_report(report)
 
@@ -306,3 +441,8 @@ class _Handler(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         self.watcher._event(event)
+
+
+def _watch_error(folders: list[str], exc: OSError) -> str:
+    return (f"Cannot watch {', '.join(folders)}: {exc.strerror or exc}. On Linux, raise the inotify limit "
+            "(sysctl fs.inotify.max_user_watches=524288) or watch fewer folders.")

@@ -64,6 +64,18 @@ def llama_model():
     model.close()
 
 
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    """llama-cpp-python's OpenAI-compatible server on the embedded GGUF (context 2048), on a free
+    loopback port, started for one test module and stopped after it (tests/llm_server.py)."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install; this guards partial set-ups")
+    from engine.llm.registry import embedded_model_path
+    from tests.llm_server import llama_cpp_server
+
+    with llama_cpp_server(embedded_model_path(), tmp_path_factory.mktemp("llama-server") / "server.log") as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def embedded_hf(tmp_path_factory):
     """The embedded GGUF exported once per session as an HF/MLX folder (about 30 s): the MLX

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from engine.api import Memory
 from engine.parametric.registry import Adapter, AdapterRegistry
+from ui.messages import for_gui
 from ui.tasks import TaskRunner
 
 COLUMNS = ("Adapter", "Status", "Trained", "Examples", "Adherence (held out)", "General perplexity", "Size")
@@ -124,4 +125,4 @@ class AdaptersView(QWidget):
         self.runner.write(fn, done, self._failed)
 
     def _failed(self, exc: BaseException) -> None:
-        self.message.setText(str(exc))
+        self.message.setText(for_gui(str(exc)))

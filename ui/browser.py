@@ -22,6 +22,7 @@ from engine.cube import MemoryItem
 from engine.errors import MemDeskError
 from ui.memory_detail import MemoryDetailPane, confirm, parse_tags
 from ui.memory_table import COLUMN_INDEX, COLUMNS, SEARCH_K, MemoryFilterBar, MemoryTableModel
+from ui.messages import for_gui
 from ui.tasks import TaskRunner
 
 SEARCH_DELAY_MS = 200
@@ -215,7 +216,7 @@ class BrowserWindow(QWidget):
         self._search_now()
 
     def show_status(self, message: str) -> None:
-        self.status_line.setText(message)
+        self.status_line.setText(for_gui(message))
 
     # ------------------------------------------------------------ search and filters
     def _search_typed(self) -> None:
@@ -251,7 +252,8 @@ class BrowserWindow(QWidget):
             elif not self.filter_bar.is_default():
                 text = "No memories match these filters.\nClear them with the reset button next to the dates."
             else:
-                text = "No memories yet — chat with MemDesk or add one with `memdesk add`,\nand it will show here."
+                text = ("No memories yet — chat with MemDesk, write one down with Quick capture "
+                        "(Ctrl+Shift+Space),\nor add a folder of notes in Settings ▸ Watched folders.")
             self.empty.setText(text)
         self.table_stack.setCurrentIndex(1 if empty else 0)
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLineEdit, QPlainTex
 from engine.api import Memory
 from engine.cube import AddResult, Source
 from engine.errors import MemDeskError
+from ui.messages import for_gui
 from ui.tasks import TaskRunner
 
 CAPTURE_SHORTCUT = "Ctrl+Shift+Space"
@@ -173,7 +174,7 @@ class QuickCapture(QWidget):
     def _write_failed(self, exc: BaseException, text: str, tag_text: str) -> None:
         self.in_flight -= 1
         if isinstance(exc, MemDeskError):
-            message = str(exc)
+            message = for_gui(str(exc))
         else:  # an unexpected failure still must not lose the note
             message = f"The note could not be saved ({exc}). It is still here: try again."
         draft = self.editor.toPlainText().strip()

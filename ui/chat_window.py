@@ -19,6 +19,7 @@ from engine.api import Memory
 from engine.errors import NotFoundError
 from engine.feedback import Feedback, ReplyFeedback
 from engine.sessions import Message, Sessions
+from ui.messages import for_gui
 from ui.session_list import SessionList
 from ui.status_line import ERROR_COLOR, StatusLine
 from ui.tasks import TaskRunner
@@ -373,6 +374,7 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def fail_reply(self, message: str) -> None:
         """The send failed: say why in the conversation, and give the text back to edit or resend."""
+        message = for_gui(message)
         self.transcript.fail_reply(message)
         if not self.input.toPlainText().strip() and self._pending_text:
             self.input.setPlainText(self._pending_text)
@@ -394,11 +396,12 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def show_error(self, message: str) -> None:
         """An engine error outside a reply (a failed rename, a background task): the status line says it."""
-        self.statusBar().showMessage(message, MESSAGE_SECONDS)
+        self.statusBar().showMessage(for_gui(message), MESSAGE_SECONDS)
 
     # ------------------------------------------------------------ status line
     @Slot(str, str)
     def set_model_status(self, state: str, text: str) -> None:
+        text = for_gui(text)
         self._model_state = state
         self.status_line.set_model_status(state, text)
         self.banner_text.setText(text)

@@ -21,6 +21,7 @@ from engine.api import Memory
 from engine.cube import MemoryItem
 from engine.curation import Conflict, Resolution, conflicts, resolve
 from ui.labels import empty_label, message_label
+from ui.messages import for_gui
 from ui.tasks import TaskRunner, weakly
 
 EMPTY_TEXT = ("No conflicts. When a new fact contradicts one you pinned or edited, "
@@ -379,7 +380,7 @@ class ConflictsView(QWidget):
     def _show_message(self, text: str, error: bool = False) -> None:
         self.message.setProperty("error", error)
         self.message.setStyleSheet("color: palette(bright-text); background: #B00020; padding: 4px;" if error else "")
-        self.message.setText(text)
+        self.message.setText(for_gui(text))
         self.message.show()
 
     # ------------------------------------------------------------------- smoke

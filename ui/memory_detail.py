@@ -4,6 +4,11 @@ Single-memory writes (save, archive, delete, restore, purge) run here on the run
 lane; the pane then announces the new state with `saved` (or `purged`) so the window can
 update its table, remember what to undo and tell the rest of the app. Undo itself belongs
 to the window (it undoes the memory last edited there, not necessarily the one shown).
+
+A save is made against the version the pane showed (`Memory.update(expected_version=...)`).
+When someone else (extraction, a chat, ingestion, another window) writes a newer version
+while the person is typing, the pane keeps their typing, says so, and offers to reload;
+it does not save over a version it never showed.
 """
 from __future__ import annotations
 
@@ -18,8 +23,10 @@ from PySide6.QtWidgets import (QCheckBox, QDateEdit, QFormLayout, QHBoxLayout, Q
 
 from engine.api import Memory
 from engine.cube import MemoryItem, SourceRef, Status, Version, parse_iso
+from engine.errors import NotFoundError, StaleVersionError
 from ui.history_diff import version_diff_html
 from ui.memory_table import local_midnight, short_time
+from ui.messages import for_gui
 from ui.tasks import TaskRunner
 
 
@@ -74,8 +81,9 @@ class MemoryDetailPane(QWidget):
         self.setObjectName("memoryDetail")
         self.mem = mem
         self.runner = runner
-        self.item: MemoryItem | None = None
+        self.item: MemoryItem | None = None  # the version the form shows and edits
         self.versions: list[Version] = []
+        self.newer: tuple[MemoryItem, list[Version]] | None = None  # written elsewhere while typing
         self._generation = 0
         self._populating = False
         self._build()
@@ -167,11 +175,20 @@ class MemoryDetailPane(QWidget):
         self.error = QLabel(objectName="detailError", wordWrap=True)
         self.error.setStyleSheet("color: #a61b1b;")  # readable red on the light Fusion palette
         self.error.hide()
+        self.stale = QWidget(objectName="staleBanner")
+        self.stale_text = QLabel(objectName="staleText", wordWrap=True)
+        self.reload_button = button("Reload", SP.SP_BrowserReload, "Show the newer version (your edit is dropped)",
+                                    self.reload_newer, "reloadButton")
+        stale_row = QHBoxLayout(self.stale)
+        stale_row.setContentsMargins(0, 0, 0, 0)
+        stale_row.addWidget(self.stale_text, 1)
+        stale_row.addWidget(self.reload_button)
+        self.stale.hide()
 
         editor = QWidget()
         editor_layout = QVBoxLayout(editor)
         editor_layout.setContentsMargins(0, 0, 0, 0)
-        for w in (self.title, self.meta, self.text):
+        for w in (self.title, self.meta, self.stale, self.text):
             editor_layout.addWidget(w, 1 if w is self.text else 0)
         editor_layout.addLayout(form)
         editor_layout.addLayout(edit_row)
@@ -211,6 +228,7 @@ class MemoryDetailPane(QWidget):
         self._generation += 1
         self.item = None
         self.versions = []
+        self._set_newer(None)
         self.stack.setCurrentIndex(0)
 
     def show_item(self, item: MemoryItem) -> None:
@@ -224,24 +242,65 @@ class MemoryDetailPane(QWidget):
         self._generation += 1
         generation, mem = self._generation, self.mem
         self.runner.read(lambda: (mem.get(memory_id), mem.history(memory_id)),
-                         lambda result: self._loaded(generation, *result), self._failed)
+                         lambda result: self._loaded(generation, *result),
+                         lambda error: self._load_failed(generation, memory_id, error))
 
     def _loaded(self, generation: int, item: MemoryItem, versions: list[Version]) -> None:
         if generation != self._generation:
             return
-        # A refresh must not wipe what the person is typing into the same memory.
-        if not (self.item is not None and self.item.id == item.id and self.is_dirty()):
+        shown = self.item
+        if shown is not None and shown.id == item.id and self.is_dirty():
+            # A refresh must not wipe what the person is typing into the same memory; nor may
+            # their edit be saved over a version they never saw.
+            if item.version != shown.version:
+                self._set_newer((item, versions))
+                self.loaded.emit()
+                return
+            self.item = item  # the same version (its usage count, say, moved on)
+        else:
             self._populate(item)
-        self.item = item
         self.versions = versions
         self._fill_history()
         self._update_buttons()
         self.loaded.emit()
 
+    def _load_failed(self, generation: int, memory_id: str, error: BaseException) -> None:
+        if generation == self._generation and isinstance(error, NotFoundError) and \
+                self.item is not None and self.item.id == memory_id:
+            self.clear()  # purged or forgotten elsewhere: nothing left to show
+            self._show_error("That memory was erased elsewhere (purged or forgotten).")
+            self.errorOccurred.emit(self.error.text())
+            return
+        self._failed(error)
+
+    def _set_newer(self, newer: tuple[MemoryItem, list[Version]] | None) -> None:
+        self.newer = newer
+        if newer is not None:
+            assert self.item is not None
+            self.stale_text.setText(
+                f"This memory was changed elsewhere while you were editing it (you see version "
+                f"{self.item.version}, it is now version {newer[0].version}). Your edit cannot be saved over "
+                "a version you have not seen: Reload to see it, then make your change again.")
+        self.stale.setVisible(newer is not None)
+        self._update_buttons()
+
+    def reload_newer(self) -> None:
+        """Show the newer version (dropping the edit in progress); or re-read it when none is known."""
+        if self.newer is not None:
+            item, versions = self.newer
+            self._populate(item)
+            self.versions = versions
+            self._fill_history()
+            self._update_buttons()
+        elif self.item is not None:
+            self._populate(self.item)
+            self.load(self.item.id)
+
     def _populate(self, item: MemoryItem) -> None:
         self._populating = True
         try:
             self.item = item
+            self._set_newer(None)
             self.stack.setCurrentIndex(1)
             self.title.setText(item.key or item.memory.split("\n", 1)[0][:80])
             self.title.setToolTip(item.id)
@@ -350,7 +409,7 @@ class MemoryDetailPane(QWidget):
         if self._populating:
             return
         item = self.item
-        self.save_button.setEnabled(item is not None and self.is_dirty())
+        self.save_button.setEnabled(item is not None and self.newer is None and self.is_dirty())
         live = item is not None and item.status in (Status.ACTIVATED, Status.RESOLVING)
         self.archive_button.setVisible(live)
         self.delete_button.setVisible(item is not None and item.status != Status.DELETED)
@@ -363,8 +422,12 @@ class MemoryDetailPane(QWidget):
         if not changes:
             self._show_error("Nothing to save: no field was changed.")
             return
-        memory_id, mem = self.item.id, self.mem
-        self._write(lambda: mem.update(memory_id, reason="edited", **changes))
+        if self.newer is not None:
+            self._show_error("Not saved: a newer version of this memory was written elsewhere. Reload it, then "
+                             "make your change again.")
+            return
+        memory_id, mem, seen = self.item.id, self.mem, self.item.version
+        self._write(lambda: mem.update(memory_id, reason="edited", expected_version=seen, **changes))
 
     def archive(self) -> None:
         if self.item is not None:
@@ -412,7 +475,9 @@ class MemoryDetailPane(QWidget):
     def _failed(self, error: BaseException) -> None:
         self._show_error(str(error))
         self.errorOccurred.emit(str(error))
+        if isinstance(error, StaleVersionError) and self.item is not None:
+            self.load(self.item.id)  # fetch the newer version, so that Reload can show it
 
     def _show_error(self, message: str) -> None:
-        self.error.setText(message)
+        self.error.setText(for_gui(message))
         self.error.show()

@@ -20,6 +20,11 @@ from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QComboBox, QDialog, Q
                                QPushButton, QStyle, QTabWidget, QVBoxLayout, QWidget)
 
 from engine.errors import MemDeskError
+from engine.ingest_watch import FolderState
+from ui.settings_endpoint import EndpointFields
+from ui.messages import for_gui
+from ui.settings_backup import BackupBox
+from ui.settings_folders import decorate as decorate_folder
 from ui.settings_model import (BACKEND_CHOICES, CONTEXT_CHOICES, DEFAULT_MODEL_NAME, AppSettings, SettingsInfo, data_dir_problem,
                                folder_problem, nightly_problem, normalise_folder)
 
@@ -104,6 +109,7 @@ class SettingsDialog(QDialog):
         self.validator_calls = 0
         self.model_error: str | None = None
         self._visited: set[str] = set()
+        self._folder_states: dict[str, FolderState] = {}  # what the watcher reports (set_folder_states)
         self._calls_before_exercise: int | None = None
         self._validate_timer = QTimer(self)
         self._validate_timer.setSingleShot(True)
@@ -162,7 +168,11 @@ class SettingsDialog(QDialog):
         self.model_validation = self._wrapping_label("modelValidation", selectable=True)
         in_use = self._wrapping_label("modelInUse", selectable=True)
         in_use.setText(self._info.model_in_use or "No model loaded yet.")
+        self.endpoint = EndpointFields(page)
+        muted(self.endpoint.note)
         form = _FormGrid(page)
+        form.add("Model runs:", self.endpoint.source)
+        first_file_row = form.rows
         form.add("Model file or folder:", _hrow(
             self.model_path,
             self._button("Browse file…", "browseModelFile", "Choose a .gguf model file",
@@ -171,6 +181,12 @@ class SettingsDialog(QDialog):
                          QStyle.StandardPixmap.SP_DirIcon, self._browse_model_folder)))
         form.add("", _hrow(self.model_icon, self.model_validation, stretch=1))
         form.add("Backend:", self.backend)
+        first_server_row = form.rows
+        form.add("Server address:", self.endpoint.url)
+        form.add("Model on the server:", _hrow(self.endpoint.model, self.endpoint.list_button, stretch=0))
+        form.add("", self.endpoint.status)
+        form.add("", self.endpoint.note)
+        self.endpoint.place(form.grid, range(first_file_row, first_server_row), range(first_server_row, form.rows))
         form.add("Memory layout:", self.context_profile)
         form.add("In use now:", in_use)
         form.add("", self._note("Changes take effect when the model is next loaded. Small GGUF models "
@@ -238,6 +254,11 @@ class SettingsDialog(QDialog):
         form.add(self.data_dir_message)
         form.add("", self._note("Everything stays on this computer: the vault is encrypted and MemDesk "
                                 "sends nothing over the network."))
+        self.backup = BackupBox(page)
+        form.add("Backups:", self.backup)
+        form.add("", self._note("A backup holds the whole profile (memories, history, chats, learned "
+                                "preferences), encrypted under a passphrase you choose, and restores on any "
+                                "computer. Settings are not in it."))
         form.end()
         return page
 
@@ -293,8 +314,10 @@ class SettingsDialog(QDialog):
     def values(self) -> AppSettings:
         """The settings as currently edited (not yet applied)."""
         folders = [self.folders.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.folders.count())]
+        source, url, served = self.endpoint.values()
         return AppSettings(
             model_path=self.model_path.text().strip(), backend=self.backend.currentText(),
+            model_source=source, endpoint_url=url, endpoint_model=served,
             context_profile=self.context_profile.currentData() or "auto", watched_folders=folders, scheduler_enabled=self.scheduler_enabled.isChecked(),
             nightly_start_hour=self.nightly_start.currentIndex(), nightly_end_hour=self.nightly_end.currentIndex(),
             data_dir=self.data_dir.text().strip())
@@ -312,7 +335,7 @@ class SettingsDialog(QDialog):
             error = str(exc)
         self.model_error = error
         if error:
-            text, pixmap = error, QStyle.StandardPixmap.SP_MessageBoxWarning
+            text, pixmap = for_gui(error), QStyle.StandardPixmap.SP_MessageBoxWarning
         elif self.model_path.text().strip():
             text, pixmap = "This model looks good.", QStyle.StandardPixmap.SP_DialogApplyButton
         else:
@@ -361,12 +384,25 @@ class SettingsDialog(QDialog):
     @Slot(str)
     def show_exchange_result(self, message: str) -> None:
         """The app reports how an export/import went (or its error message)."""
-        self.exchange_status.setText(message)
+        self.exchange_status.setText(for_gui(message))
 
     def set_info(self, info: SettingsInfo) -> None:
         """Refresh what the app reports while the dialog is open (e.g. ingestion progress)."""
         self._info = info
         self.ingest_status.setText(info.ingest_status or "Ingestion status is not known yet.")
+
+    def set_folder_states(self, states: list[FolderState]) -> None:
+        """What the watcher does with each folder now (the app relays every change)."""
+        self._folder_states = {state.folder: state for state in states}
+        for row in range(self.folders.count()):
+            item = self.folders.item(row)
+            path = item.data(Qt.ItemDataRole.UserRole)
+            decorate_folder(item, path, self._folder_states.get(path), self.style())
+
+    def folder_state_text(self, path: str) -> str:
+        """The state a folder's row shows ("" when the watcher has not reported it)."""
+        state = self._folder_states.get(path)
+        return state.describe() if state is not None else ""
 
     def apply(self) -> bool:
         """Emit settingsChanged with the edited values; False (and the reason shown) when one is invalid."""
@@ -388,6 +424,7 @@ class SettingsDialog(QDialog):
         if self.backend.findText(settings.backend) < 0:  # e.g. "fake" from a test profile: keep it
             self.backend.addItem(settings.backend)
         self.backend.setCurrentText(settings.backend)
+        self.endpoint.load(settings.model_source, settings.endpoint_url, settings.endpoint_model)
         self.context_profile.setCurrentIndex(max(0, CONTEXT_CHOICES.index(settings.context_profile)
                                                  if settings.context_profile in CONTEXT_CHOICES else 0))
         self.folders.clear()
@@ -402,14 +439,18 @@ class SettingsDialog(QDialog):
             self._say(label, "")
         for signal in (self.model_path.textChanged, self.backend.currentTextChanged, self.data_dir.textChanged,
                        self.scheduler_enabled.toggled, self.nightly_start.currentIndexChanged,
-                       self.nightly_end.currentIndexChanged, self.context_profile.currentIndexChanged):
+                       self.nightly_end.currentIndexChanged, self.context_profile.currentIndexChanged,
+                       self.endpoint.source.currentIndexChanged, self.endpoint.url.textChanged,
+                       self.endpoint.model.currentTextChanged):
             signal.connect(self._refresh_dirty)
         self._folders_changed()
 
     def _first_problem(self) -> tuple[QWidget, QLabel, str] | None:
         values = self.values()
-        if self.validate_now():
+        if values.model_source == "file" and self.validate_now():
             return self.model_page, self.model_validation, self.model_error or ""
+        if self.endpoint.problem():
+            return self.model_page, self.endpoint.status, self.endpoint.status.text()
         for page, label, message in ((self.privacy_page, self.data_dir_message, data_dir_problem(values.data_dir)),
                                      (self.scheduler_page, self.scheduler_message, nightly_problem(values))):
             self._say(label, message or "")
@@ -434,13 +475,7 @@ class SettingsDialog(QDialog):
     def _add_folder_item(self, path: str) -> None:
         item = QListWidgetItem(path)
         item.setData(Qt.ItemDataRole.UserRole, path)
-        if os.path.isdir(path):
-            item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_DirIcon))
-            item.setToolTip(path)
-        else:  # kept so the user can see it and decide; ingestion skips it
-            item.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning))
-            item.setText(f"{path}  (missing)")
-            item.setToolTip("This folder no longer exists. Reconnect the drive, or Remove it from the list.")
+        decorate_folder(item, path, self._folder_states.get(path), self.style())
         self.folders.addItem(item)
         self._folders_changed()
 

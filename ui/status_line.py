@@ -12,13 +12,16 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QStatusBar, QStyle, QWidget
 
+from ui.messages import for_gui
+
 MODEL_STATES = ("loading", "ready", "error")
 
 _ICONS = {"loading": QStyle.StandardPixmap.SP_BrowserReload,
           "ready": QStyle.StandardPixmap.SP_DialogApplyButton,
           "error": QStyle.StandardPixmap.SP_MessageBoxWarning,
           "scheduler": QStyle.StandardPixmap.SP_ComputerIcon,
-          "ingest": QStyle.StandardPixmap.SP_DirIcon}
+          "ingest": QStyle.StandardPixmap.SP_DirIcon,
+          "embedding": QStyle.StandardPixmap.SP_FileDialogContentsView}
 
 ERROR_COLOR = "#b3261e"  # a dark red that reads well on Fusion's light palette
 
@@ -76,11 +79,13 @@ class StatusLine(QStatusBar):
         self.failure.label.setStyleSheet(f"color: {ERROR_COLOR};")
         self.failure.clicked.connect(self.show_failure_details)
         self.ingest = StatusSection("ingestStatus", self)
+        self.embedding = StatusSection("embeddingStatus", self)
         self.scheduler = StatusSection("schedulerStatus", self)
         self.model = StatusSection("modelStatus", self)
-        for section in (self.failure, self.ingest, self.scheduler, self.model):
+        for section in (self.failure, self.ingest, self.embedding, self.scheduler, self.model):
             self.addPermanentWidget(section)
         self.ingest.hide()
+        self.embedding.hide()
         self.failure.hide()
         self.log_file = ""  # where the app's log is, named in the failure details
         self._failures: list[dict] = []
@@ -116,7 +121,7 @@ class StatusLine(QStatusBar):
         latest = fresh[-1]
         repeated = f" ({latest['count']} times)" if latest.get("count", 1) > 1 else ""
         self.failure.set(f"Background work failed: {latest['what']}{repeated}", _ICONS["error"],
-                         f"{latest['what']}: {latest['error']}\nClick for the details.")
+                         f"{latest['what']}: {for_gui(latest['error'])}\nClick for the details.")
         self.failure.show()
 
     def failure_details(self) -> str:
@@ -124,7 +129,7 @@ class StatusLine(QStatusBar):
         for failure in reversed(self._failures[-10:]):
             when = time.strftime("%H:%M:%S", time.localtime(failure["at"]))
             repeated = f" ({failure['count']} times in a row)" if failure.get("count", 1) > 1 else ""
-            lines.append(f"{when} — {failure['what']}{repeated}:\n{failure['error']}")
+            lines.append(f"{when} — {failure['what']}{repeated}:\n{for_gui(failure['error'])}")
         if self.log_file:
             lines.append(f"The log file (no memory text in it) is {self.log_file}.")
         return "\n\n".join(lines)
@@ -145,3 +150,12 @@ class StatusLine(QStatusBar):
     def set_ingest_status(self, text: str) -> None:
         self.ingest.set(text, _ICONS["ingest"], f"{text}\nWatched folders are indexed in the background.")
         self.ingest.setVisible(bool(text))
+
+    def set_embedding_status(self, done: int, total: int) -> None:
+        """Memories still waiting for their vector: shown until every one has it."""
+        waiting = total - done
+        self.embedding.set(f"Preparing search: {done:,} of {total:,} memories", _ICONS["embedding"],
+                           f"{waiting:,} memor{'y' if waiting == 1 else 'ies'} still to read for search by meaning. "
+                           "Searches find them by their words meanwhile; MemDesk works through them in the "
+                           "background.")
+        self.embedding.setVisible(waiting > 0)

@@ -21,6 +21,8 @@ from PySide6.QtGui import QIcon, QKeySequence
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFrame, QHBoxLayout, QLabel, QLayout, QLayoutItem,
                                QPlainTextEdit, QScrollArea, QSizePolicy, QStyle, QToolButton, QVBoxLayout, QWidget)
 
+from ui.links import confirm_and_open
+
 RENDER_INTERVAL_MS = 50
 BUBBLE_WIDTH = 0.78  # of the visible width: long replies wrap, the other side stays free
 CHIP_CHARS = 42  # a chip shows about this many characters of the memory; the tooltip has all
@@ -278,7 +280,9 @@ class MessageBubble(QFrame):
         self.body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse
                                           | Qt.TextInteractionFlag.TextSelectableByKeyboard
                                           | Qt.TextInteractionFlag.LinksAccessibleByMouse)
-        self.body.setOpenExternalLinks(True)
+        # Never straight to the browser: a model may have invented the address (ui/links.py).
+        self.body.setOpenExternalLinks(False)
+        self.body.linkActivated.connect(lambda url: confirm_and_open(url, self.window()))
         layout.addWidget(self.body)
         self.chips_caption = QLabel(self)
         self.chips_caption.setObjectName("chipsCaption")

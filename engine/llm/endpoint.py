@@ -53,8 +53,10 @@ IN_PROCESS_ONLY = ("Activation memory (KV prefixes) and learned preferences are 
 _KNOWN_SERVERS = {11434: "Ollama", 1234: "LM Studio", 8080: "llama-server", 1337: "Jan",
                   8000: "the llama-cpp-python server"}
 _MAX_ERROR_BODY = 4096
-# One piece per word, per digit (several tokenizers split numbers into digits) and per other mark.
-_PIECES = re.compile(r"[^\W\d_]+|\d|\S")
+# Pieces of text that cost at least a token each: an ASCII word with the space before it, a digit
+# (several tokenizers split numbers into digits), a non-ASCII character, a space before a digit
+# or a mark, any other mark, a run of spaces.
+_PIECES = re.compile(r"\s?[A-Za-z]+|\d|[^\x00-\x7f]|\s+(?=[^A-Za-z\s])|\S|\s+")
 
 
 @dataclass(frozen=True)
@@ -84,12 +86,16 @@ class ServedModel:
 
 
 def estimate_tokens(text: str) -> int:
-    """More tokens than the text is likely to take in any tokenizer we know.
+    """More tokens than a prompt is likely to take in the tokenizers we know.
 
     The larger of one token per 3 bytes of UTF-8 (BPE vocabularies average about 4 bytes of
-    English text a token, and a CJK character is 3 bytes and about one token) and one token
-    per word, digit and punctuation mark (what short-word text and numbers cost)."""
-    return max(-(-len(text.encode("utf-8")) // 3), len(_PIECES.findall(text)))
+    English a token) and one per piece of `_PIECES`, a non-ASCII character counting one less
+    than its UTF-8 bytes (small vocabularies spend about two tokens on a CJK character, three
+    on an emoji). On LoCoMo's conversations it counts about 1.5 times SmolLM2's tokens: a rare
+    word split in three is paid for by the common ones."""
+    pieces = sum(max(1, len(p.encode("utf-8")) - 1) if len(p) == 1 and ord(p) > 127 else 1
+                 for p in _PIECES.findall(text))
+    return max(-(-len(text.encode("utf-8")) // 3), pieces)
 
 
 def normalise_url(url: str) -> str:
@@ -150,15 +156,28 @@ class _Client:
     def server_name(self) -> str:
         return _KNOWN_SERVERS.get(self.port, "the model server")
 
+    def server_title(self) -> str:
+        """The name to start a sentence with ("LM Studio", "The model server")."""
+        name = self.server_name()
+        return name[:1].upper() + name[1:]
+
     def not_answering(self, detail: str = "") -> EndpointUnavailableError:
         name = self.server_name()
         return EndpointUnavailableError(
             f"Nothing answers at {self.base}{detail} — is {name} running? Start it, or choose another model "
             "in Settings.")
 
-    def connect(self, method: str, path: str, payload: dict | None, timeout: float) -> tuple[
-            http.client.HTTPConnection, http.client.HTTPResponse]:
-        """Send a request; returns the open connection and its response (status checked by the caller)."""
+    def broke_off(self) -> EndpointError:
+        return EndpointError(
+            f"{self.server_title()} at {self.base} broke off the reply: it stopped, or failed on this prompt (its "
+            "log says which; a prompt longer than the context it was started with is a common cause). Try again, "
+            "or choose another model in Settings.")
+
+    def connect(self, method: str, path: str, payload: dict | None, timeout: float,
+                stream: _Stream | None = None) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Send a request; returns the connection and the response (status checked by the caller).
+        `stream` gets the socket as soon as it is connected, so that a Stop can cut it from then on
+        (http.client itself lets go of it for a response that ends with the connection)."""
         cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
         conn = cls(self.host, self.port, timeout=self.timeouts.connect_s)
         body = json.dumps(payload).encode("utf-8") if payload is not None else None
@@ -168,6 +187,8 @@ class _Client:
         try:
             conn.connect()
             conn.sock.settimeout(timeout)
+            if stream is not None:
+                stream.attach(conn.sock)
             conn.request(method, self.prefix + path, body=body, headers=headers)
             return conn, conn.getresponse()
         except TimeoutError as exc:
@@ -206,11 +227,12 @@ class _Client:
             return EndpointError(f"{self.base} has no /v1/models: it does not look like an OpenAI-compatible "
                                  "server. Check the address in Settings (Ollama: http://127.0.0.1:11434).")
         if status == 404 and model:
-            return EndpointError(f"{self.server_name().capitalize()} at {self.base} has no model {model!r} "
+            return EndpointError(f"{self.server_title()} at {self.base} has no model {model!r} "
                                  f"({said}). Choose one it lists in Settings ▸ Model ▸ List models.")
         if re.search(r"context|too long|exceed", said, re.IGNORECASE):
-            return EndpointError(f"The prompt is too long for the server's context ({said}). Lower the context "
-                                 "size MemDesk assumes (--n-ctx), or start the server with a larger one.")
+            return EndpointError(f"The prompt is too long for the server's context ({said}). Start the server "
+                                 "with a larger context (llama-server -c, Ollama num_ctx), or give `memdesk chat` "
+                                 "a smaller --n-ctx.")
         return EndpointError(f"{self.base} answered HTTP {status} to {path}: {said or 'no details'}. Check the "
                              "server's log, or choose another model in Settings.")
 
@@ -250,13 +272,13 @@ class EndpointModel:
         self.timeouts = timeouts
         served = self._client.models()  # also the check that something answers there
         if not served:
-            raise EndpointError(f"{self._client.server_name().capitalize()} at {self._client.base} offers no model. "
+            raise EndpointError(f"{self._client.server_title()} at {self._client.base} offers no model. "
                                 "Load or pull one there (LM Studio: load a model; Ollama: `ollama pull NAME`), "
                                 "then try again.")
         chosen = next((m for m in served if m.id == config.model), None) if config.model else served[0]
         if chosen is None:
             names = ", ".join(m.id for m in served[:8]) + (", …" if len(served) > 8 else "")
-            raise EndpointError(f"{self._client.server_name().capitalize()} at {self._client.base} has no model "
+            raise EndpointError(f"{self._client.server_title()} at {self._client.base} has no model "
                                 f"{config.model!r}; it offers {names}. Choose one in Settings ▸ Model ▸ List models.")
         self.model_id = chosen.id
         # The context the server really serves when it says (llama-server); else the caller's, no larger
@@ -269,10 +291,6 @@ class EndpointModel:
         self._lock = threading.Lock()
         self._active: _Stream | None = None
         self._said_grammar = False
-
-    @property
-    def base_url(self) -> str:
-        return self._client.base
 
     # -------------------------------------------------------------- tokens
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
@@ -292,10 +310,18 @@ class EndpointModel:
         stats = stats if stats is not None else GenerationStats()
         path, payload = self._request(prompt, config)
         started = time.perf_counter()
-        conn, response = self._client.connect("POST", path, payload, self.timeouts.first_piece_s)
-        stream = _Stream(conn)
+        stream = _Stream()
         with self._lock:
             self._active = stream
+        try:
+            conn, response = self._client.connect("POST", path, payload, self.timeouts.first_piece_s, stream)
+        except EndpointError:
+            with self._lock:
+                if self._active is stream:
+                    self._active = None
+            if stream.interrupted:  # stopped before the server answered: whatever broke, it was the Stop
+                return
+            raise
         try:
             if response.status >= 400:
                 raise self._client.http_error(response.status, _read_some(response), path, self.model_id)
@@ -304,7 +330,7 @@ class EndpointModel:
                 if text:
                     if stats.completion_tokens == 0:
                         stats.prefill_ms = (time.perf_counter() - started) * 1000
-                        conn.sock.settimeout(self.timeouts.between_pieces_s)
+                        stream.sock.settimeout(self.timeouts.between_pieces_s)
                     stats.completion_tokens += 1
                     yield text
                 if finish:
@@ -317,7 +343,8 @@ class EndpointModel:
             with self._lock:
                 if self._active is stream:
                     self._active = None
-            conn.close()  # also what a Stop does (GeneratorExit at the yield): the server sees it and stops
+            response.close()  # also what a Stop does (GeneratorExit at the yield): the server sees it and stops
+            conn.close()
             stats.total_ms = (time.perf_counter() - started) * 1000
 
     def interrupt(self) -> None:
@@ -326,13 +353,7 @@ class EndpointModel:
         with self._lock:
             stream = self._active
         if stream is not None:
-            stream.interrupted = True
-            sock = stream.conn.sock
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # already closed by the reading thread: nothing left to interrupt
+            stream.interrupt()
 
     def close(self) -> None:
         self.interrupt()
@@ -368,37 +389,65 @@ class EndpointModel:
                 yield _json_event(response.read(), self._client.base)
                 return
             data: list[str] = []
+            finished = False
             while True:
                 raw = response.readline()
-                if not raw:
-                    if stream.interrupted:
-                        return
-                    raise self._client.not_answering(" (the reply broke off)")
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                 if line.startswith("data:"):
                     data.append(line[5:].lstrip(" "))
-                elif not line and data:  # a blank line ends one event
+                elif not line and data:  # a blank line (or the end of the stream) ends one event
                     text, data = "\n".join(data), []
                     if text.strip() == "[DONE]":
                         return
-                    yield _json_event(text.encode("utf-8"), self._client.base)
+                    event = _json_event(text.encode("utf-8"), self._client.base)
+                    finished = finished or bool(_piece(event)[1])
+                    yield event
+                if not raw:
+                    # Some servers close the stream after the last chunk instead of sending [DONE].
+                    if stream.interrupted or finished:
+                        return
+                    raise self._client.broke_off()
         except TimeoutError as exc:
             if stream.interrupted:
                 return
             raise EndpointUnavailableError(
-                f"{self._client.server_name().capitalize()} at {self._client.base} stopped answering in the middle "
+                f"{self._client.server_title()} at {self._client.base} stopped answering in the middle "
                 "of the reply. Try again; if it keeps happening, restart the server or choose another model in "
                 "Settings.") from exc
         except (OSError, http.client.HTTPException) as exc:
             if stream.interrupted:
                 return
-            raise self._client.not_answering(" (the reply broke off)") from exc
+            raise self._client.broke_off() from exc
 
 
-@dataclass
 class _Stream:
-    conn: http.client.HTTPConnection
-    interrupted: bool = False
+    """One reply being read; `interrupt()` may come from another thread at any point, even
+    before the socket is connected (then it is cut the moment it is)."""
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        self.interrupted = False
+        self._lock = threading.Lock()
+
+    def attach(self, sock: socket.socket) -> None:
+        with self._lock:
+            self.sock = sock
+            if self.interrupted:
+                _cut(sock)
+
+    def interrupt(self) -> None:
+        with self._lock:
+            self.interrupted = True
+            if self.sock is not None:
+                _cut(self.sock)
+
+
+def _cut(sock: socket.socket) -> None:
+    """Both directions shut: a read blocked in another thread returns at once."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed by the reading thread: nothing left to cut
 
 
 def _piece(event: dict) -> tuple[str, str]:

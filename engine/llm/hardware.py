@@ -98,6 +98,7 @@ class Assessment:
     download_bytes: int
     ram_bytes: int
     installed: bool
+    disk_ok: bool = True  # False: the verdict is "will not fit" for want of free disk, not of memory
 
 
 @dataclass(frozen=True)
@@ -236,12 +237,12 @@ def assess(entry: CatalogEntry, hardware: Hardware, *, fmt: str | None = None,
     need, size = entry.ram_bytes, entry.size_bytes(fmt)
     total = hardware.total_ram
 
-    def verdict(fit: str, reason: str) -> Assessment:
-        return Assessment(entry.name, fmt, fit, reason, size, need, installed)
+    def verdict(fit: str, reason: str, disk_ok: bool = True) -> Assessment:
+        return Assessment(entry.name, fmt, fit, reason, size, need, installed, disk_ok)
 
     if not installed and hardware.disk_free is not None and size + DISK_RESERVE > hardware.disk_free:
         return verdict(WILL_NOT_FIT, f"needs {_gb(size)} of disk; {_gb(hardware.disk_free)} free in "
-                                     f"{hardware.disk_path}")
+                                     f"{hardware.disk_path}", disk_ok=False)
     if total <= 0:
         return verdict(SLOW, "this computer's memory could not be read, so MemDesk cannot tell")
     gpu = hardware.best_gpu

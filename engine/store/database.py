@@ -10,12 +10,14 @@ A pool holds as many readers as there were concurrent reads, and their caches st
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import apsw
 
+from engine import changes as change_log
+from engine.changes import Changes
 from engine.store.connection import open_connection, translate_errors
 from engine.store.migrations import migrate
 
@@ -32,9 +34,14 @@ class Database:
         try:
             with translate_errors(path):
                 self.applied_migrations = migrate(self._writer)
+                change_log.install(self._writer)
         except BaseException:
             self._writer.close()
             raise
+        # Called after each committed write with what it changed, on the writing thread, outside
+        # the write lock (engine/changes.py). A listener must return quickly and not raise: the
+        # write has already happened.
+        self.on_commit: list[Callable[[Changes], None]] = []
         self._write_lock = threading.RLock()
         self._held: dict[int, apsw.Connection] = {}  # thread ident -> the reader it has checked out
         self._idle: list[apsw.Connection] = []
@@ -51,20 +58,25 @@ class Database:
         app, a `memdesk` command) committed in between, SQLite fails the upgrade at once with
         "database is locked" and never applies the busy timeout. Taking the lock up front
         makes a second process wait its turn (up to BUSY_TIMEOUT_MS, then VaultBusyError)."""
+        changed = Changes()
         with self._write_lock, translate_errors(self.path):
             self._check_open()
             writer = self._writer
             if writer.in_transaction:  # nested on this thread: a savepoint inside the open transaction
                 with writer:
                     yield writer
-                return
+                return  # the outermost write reports it all, once committed
             writer.execute("BEGIN IMMEDIATE")
             try:
                 yield writer
+                changed = change_log.collect(writer)
                 writer.execute("COMMIT")
             finally:
                 if writer.in_transaction:  # an error in the block, or in COMMIT itself
                     writer.execute("ROLLBACK")
+        if changed:
+            for listener in list(self.on_commit):
+                listener(changed)
 
     @contextmanager
     def exclusive(self) -> Iterator[apsw.Connection]:

