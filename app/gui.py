@@ -19,13 +19,15 @@ from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QSplashScreen, QWidget
 
-from app import logs, settings_store
+from app import first_run, logs, settings_store
 from app.change_bridge import ChangeBridge
 from app.chat_controller import ChatController, wire_endpoint_fields
 from app.embedding_status import EmbeddingProgress
 from app.folder_watching import FolderWatching
 from app.gui_backup import Backups, PendingRestore, env_or, finish_restore, restore_message
 from app.gui_gc import GuiGarbageCollector
+from app.gui_models import ModelChoices
+from app.model_downloads import ModelDownloads
 from app.scheduler_thread import SchedulerThread
 from app.single_instance import SingleInstance
 from engine.api import Memory
@@ -182,6 +184,9 @@ class DesktopApp(QObject):
         # Every engine write, whoever made it, reaches the views through this one signal.
         self.change_bridge = ChangeBridge(mem, self)
         self.adapters_view = None  # Settings ▸ Learned preferences, while its dialog is open
+        self.downloads = ModelDownloads(paths.data_dir, self)  # model downloads, shared by Settings and first run
+        self.model_choices = ModelChoices(self)
+        self.first_run_view = None  # the first-run window, while it is open
         self._wire()
         if warning:
             self.window.statusBar().showMessage(warning, 15000)
@@ -314,6 +319,7 @@ class DesktopApp(QObject):
     def shutdown(self) -> None:
         """Stop every thread that uses the vault, then close it. Pending extraction jobs stay
         queued in the vault for the next start."""
+        self.downloads.shutdown()  # a download in progress keeps its part file and resumes next time
         self.change_bridge.close()
         self.folders.stop()
         if not self.scheduler_thread.stop():
@@ -338,7 +344,8 @@ class DesktopApp(QObject):
     def dispose(self) -> None:
         """After shutdown, before the app is built again on another vault (a restored backup)."""
         self.tray.hide()
-        for widget in (self.settings_view, self.window, self.browser, self.conflicts, self.timeline, self.capture):
+        for widget in (self.first_run_view, self.settings_view, self.window, self.browser, self.conflicts,
+                       self.timeline, self.capture):
             if widget is not None and shiboken6.isValid(widget):
                 widget.hide()
                 widget.deleteLater()
@@ -403,6 +410,8 @@ class DesktopApp(QObject):
         dialog.exportRequested.connect(lambda path: self.export_memories(path, dialog))
         dialog.importRequested.connect(lambda path: self.import_memories(path, dialog))
         wire_endpoint_fields(dialog.endpoint, self.runner)
+        self.model_choices.wire(dialog.models)
+        dialog.welcomeRequested.connect(lambda: first_run.open_window(self))
         model = self.chat.model
         if model is not None and self.chat.endpoint is None:  # the Model page says why adapters are off
             from ui.adapters import AdaptersView
@@ -419,6 +428,8 @@ class DesktopApp(QObject):
         self.settings_dialog().open()  # window-modal, without a nested event loop
 
     def apply_settings(self, new: AppSettings) -> None:
+        # Once welcomed, always: a Settings dialog opened before the first-run window ended does not undo it.
+        new.welcome_done = new.welcome_done or self.settings.welcome_done
         try:
             self.store.save(new)
         except MemDeskError as exc:
@@ -516,6 +527,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
             desktop = DesktopApp(qt_app, mem, paths, store)
             desktop.window.status_line.log_file = str(logs.log_path(paths))
             desktop.start()
+            if first_run.should_show(desktop):
+                first_run.open_window(desktop)
             if message:
                 desktop.window.statusBar().showMessage(message, 20000)
             QTimer.singleShot(0, lambda: desktop.window.raise_())

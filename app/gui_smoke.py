@@ -19,7 +19,7 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QWidget
 
-from app import settings_store
+from app import first_run, settings_store
 from app.demo_content import seed
 from app.gui import DesktopApp, make_qt_app
 from engine.api import Memory
@@ -89,6 +89,26 @@ def run(args: argparse.Namespace) -> int:
             os.environ.pop(PASSPHRASE_ENV, None)
 
 
+def _first_run(desktop: DesktopApp, shots: Path | None) -> None:
+    """The first-run window: every page, then Skip (which must mark it done)."""
+    if not first_run.should_show(desktop) and desktop.settings.welcome_done:
+        raise SmokeFailure("first run: marked done before it was shown")
+    wizard = first_run.open_window(desktop)
+    wizard.exercise()
+    try:
+        wizard.check_exercised()
+    except AssertionError as exc:
+        raise SmokeFailure(f"first run: {exc}") from exc
+    for index, page_id in enumerate(wizard.pageIds()):
+        wizard.restart()
+        for _ in range(index):
+            wizard.next()
+        shoot(wizard, shots, f"first-run-{index + 1}-{wizard.page(page_id).objectName()}")
+    wizard.reject()
+    pump(lambda: desktop.settings.welcome_done, what="the first-run window to be marked done")
+    print("ok: first run")
+
+
 def _exercise(desktop: DesktopApp, shots: Path | None, ids: dict) -> int:
     window = desktop.window
     window.resize(1280, 820)
@@ -140,7 +160,17 @@ def _exercise(desktop: DesktopApp, shots: Path | None, ids: dict) -> int:
     settings.check_exercised()
     settings.show()
     shoot(settings, shots, "settings")
+    models = settings.models
+    models.exercise()
+    try:
+        models.check_exercised()
+    except AssertionError as exc:
+        raise SmokeFailure(f"models page: {exc}") from exc
+    settings.tabs.setCurrentWidget(models)
+    models.select(next((row.name for row in models.rows if row.recommended), models.rows[0].name))
+    shoot(settings, shots, "settings-models")
     settings.close()
     print("ok: settings")
+    _first_run(desktop, shots)
     print("memdesk gui --smoke: all windows OK")
     return 0

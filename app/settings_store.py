@@ -232,7 +232,7 @@ def _valid(name: str, value: Any) -> bool:
         return value in CONTEXT_CHOICES
     if name == "watched_folders":
         return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
-    if name == "scheduler_enabled":
+    if name in ("scheduler_enabled", "welcome_done"):
         return isinstance(value, bool)
     if name in ("nightly_start_hour", "nightly_end_hour"):
         return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 23

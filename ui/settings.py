@@ -21,10 +21,11 @@ from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QComboBox, QDialog, Q
 
 from engine.errors import MemDeskError
 from engine.ingest_watch import FolderState
-from ui.settings_endpoint import EndpointFields
 from ui.messages import for_gui
+from ui.settings_endpoint import EndpointFields
 from ui.settings_backup import BackupBox
 from ui.settings_folders import decorate as decorate_folder
+from ui.settings_models import ModelsPage
 from ui.settings_model import (BACKEND_CHOICES, CONTEXT_CHOICES, DEFAULT_MODEL_NAME, AppSettings, SettingsInfo, data_dir_problem,
                                folder_problem, nightly_problem, normalise_folder)
 
@@ -97,6 +98,7 @@ class SettingsDialog(QDialog):
     settingsChanged = Signal(object)  # AppSettings
     exportRequested = Signal(str)  # a path to write a (plaintext) export to
     importRequested = Signal(str)  # a `memdesk export` file to read
+    welcomeRequested = Signal()  # open the first-run window again
 
     def __init__(self, settings: AppSettings, info: SettingsInfo, validate_model: ModelValidator,
                  parent: QWidget | None = None):
@@ -119,11 +121,13 @@ class SettingsDialog(QDialog):
         self.tabs = QTabWidget(self)
         self.tabs.setObjectName("settingsTabs")
         self.model_page = self._model_page()
+        self.models = ModelsPage()  # filled by the app (app/gui_models.py)
         self.folders_page = self._folders_page()
         self.privacy_page = self._privacy_page()
         self.scheduler_page = self._scheduler_page()
         self.memories_page = self._memories_page()
         self.tabs.addTab(self.model_page, "Model")
+        self.tabs.addTab(self.models, "Models")
         self.tabs.addTab(self.folders_page, "Watched folders")
         self.tabs.addTab(self.privacy_page, "Privacy && key")
         self.tabs.addTab(self.scheduler_page, "Scheduler")
@@ -143,7 +147,9 @@ class SettingsDialog(QDialog):
         self.validate_now()
         self._refresh_dirty()
         em = self.fontMetrics().averageCharWidth()
-        self.resize(max(self.sizeHint().width(), em * 110), max(self.sizeHint().height(), em * 60))
+        line = self.fontMetrics().height()
+        # Tall enough for the Models page's list, its details and the download row without squeezing.
+        self.resize(max(self.sizeHint().width(), em * 126), max(self.sizeHint().height(), line * 42))
 
     # ------------------------------------------------------------------ pages
     def _model_page(self) -> QWidget:
@@ -190,7 +196,14 @@ class SettingsDialog(QDialog):
         form.add("Memory layout:", self.context_profile)
         form.add("In use now:", in_use)
         form.add("", self._note("Changes take effect when the model is next loaded. Small GGUF models "
-                                "(under 4 GB) keep answers quick on a laptop."))
+                                "(under 4 GB) keep answers quick on a laptop. Settings ▸ Models downloads one."))
+        welcome = QPushButton("Open the welcome window again…")
+        welcome.setObjectName("openWelcome")
+        welcome.setAutoDefault(False)
+        welcome.clicked.connect(lambda _checked=False: self.welcomeRequested.emit())
+        welcome_row = _hrow(welcome, stretch=None)
+        welcome_row.addStretch(1)
+        form.add("", welcome_row)
         form.end()
         return page
 
@@ -320,7 +333,7 @@ class SettingsDialog(QDialog):
             model_source=source, endpoint_url=url, endpoint_model=served,
             context_profile=self.context_profile.currentData() or "auto", watched_folders=folders, scheduler_enabled=self.scheduler_enabled.isChecked(),
             nightly_start_hour=self.nightly_start.currentIndex(), nightly_end_hour=self.nightly_end.currentIndex(),
-            data_dir=self.data_dir.text().strip())
+            data_dir=self.data_dir.text().strip(), welcome_done=self._saved.welcome_done)
 
     @Slot()
     def validate_now(self) -> str | None:
@@ -385,6 +398,17 @@ class SettingsDialog(QDialog):
     def show_exchange_result(self, message: str) -> None:
         """The app reports how an export/import went (or its error message)."""
         self.exchange_status.setText(for_gui(message))
+
+    def model_applied(self, settings: AppSettings) -> None:
+        """The app switched the model from outside the Model page (Settings ▸ Models ▸ Use): show
+        it there, as already applied, without touching other unapplied edits."""
+        self.model_path.setText(settings.model_path)
+        self.backend.setCurrentText(settings.backend)
+        self.endpoint.load(settings.model_source, settings.endpoint_url, settings.endpoint_model)
+        for name in ("model_path", "backend", "model_source", "endpoint_url", "endpoint_model", "welcome_done"):
+            setattr(self._saved, name, getattr(settings, name))
+        self.validate_now()
+        self._refresh_dirty()
 
     def set_info(self, info: SettingsInfo) -> None:
         """Refresh what the app reports while the dialog is open (e.g. ingestion progress)."""

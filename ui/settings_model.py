@@ -34,6 +34,7 @@ class AppSettings:
     nightly_start_hour: int = 2
     nightly_end_hour: int = 5
     data_dir: str = ""  # "" = the platform default; a change takes effect at the next start
+    welcome_done: bool = False  # the first-run window was finished or skipped (it is shown once)
 
     def copy(self) -> "AppSettings":
         return AppSettings(**{**self.__dict__, "watched_folders": list(self.watched_folders)})

@@ -21,7 +21,8 @@ _ICONS = {"loading": QStyle.StandardPixmap.SP_BrowserReload,
           "error": QStyle.StandardPixmap.SP_MessageBoxWarning,
           "scheduler": QStyle.StandardPixmap.SP_ComputerIcon,
           "ingest": QStyle.StandardPixmap.SP_DirIcon,
-          "embedding": QStyle.StandardPixmap.SP_FileDialogContentsView}
+          "embedding": QStyle.StandardPixmap.SP_FileDialogContentsView,
+          "download": QStyle.StandardPixmap.SP_ArrowDown}
 
 ERROR_COLOR = "#b3261e"  # a dark red that reads well on Fusion's light palette
 
@@ -80,12 +81,14 @@ class StatusLine(QStatusBar):
         self.failure.clicked.connect(self.show_failure_details)
         self.ingest = StatusSection("ingestStatus", self)
         self.embedding = StatusSection("embeddingStatus", self)
+        self.download = StatusSection("downloadStatus", self)
         self.scheduler = StatusSection("schedulerStatus", self)
         self.model = StatusSection("modelStatus", self)
-        for section in (self.failure, self.ingest, self.embedding, self.scheduler, self.model):
+        for section in (self.failure, self.ingest, self.embedding, self.download, self.scheduler, self.model):
             self.addPermanentWidget(section)
         self.ingest.hide()
         self.embedding.hide()
+        self.download.hide()
         self.failure.hide()
         self.log_file = ""  # where the app's log is, named in the failure details
         self._failures: list[dict] = []
@@ -159,3 +162,9 @@ class StatusLine(QStatusBar):
                            "Searches find them by their words meanwhile; MemDesk works through them in the "
                            "background.")
         self.embedding.setVisible(waiting > 0)
+
+    def set_download_status(self, text: str) -> None:
+        """A model download running in the background ("" hides it)."""
+        self.download.set(text, _ICONS["download"], f"{text}\nYou can keep chatting with the current model; "
+                          "Settings ▸ Models shows the download and can cancel it.")
+        self.download.setVisible(bool(text))
