@@ -441,11 +441,19 @@ def build_parser() -> argparse.ArgumentParser:
     cli_adapter.register(command, json_flag)
     cli_backup.register(command, json_flag)
     cli_forget.register(command, json_flag)
+    p = command("capture", cmd_capture, "open the quick-capture box of the running app (starting it if needed); "
+                "bind this to a keyboard shortcut in your desktop's settings")
+    p.set_defaults(smoke=False, screenshots=None)
     p = command("gui", cmd_gui, "open the desktop app (the default when there is a display)")
     p.add_argument("--smoke", action="store_true",
                    help="open every window on demo content in a temporary folder, exercise it and exit (0 = OK)")
     p.add_argument("--screenshots", metavar="DIR", help="like --smoke, and save a PNG of each window in DIR")
     return parser
+
+
+def cmd_capture(args: argparse.Namespace) -> int:
+    args.open_capture = True
+    return cmd_gui(args)
 
 
 def _setup_logging(verbosity: int) -> None:

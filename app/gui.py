@@ -29,7 +29,7 @@ from app.gui_gc import GuiGarbageCollector
 from app.gui_models import ModelChoices
 from app.model_downloads import ModelDownloads
 from app.scheduler_thread import SchedulerThread
-from app.single_instance import SingleInstance
+from app.single_instance import CAPTURE, SHOW, SingleInstance
 from engine.api import Memory
 from engine.changes import Changes
 from engine.chat import ChatConfig
@@ -46,6 +46,7 @@ from ui.messages import for_gui
 from ui.settings import AppSettings, SettingsDialog, SettingsInfo
 from ui.settings_folders import summary as folder_summary
 from ui.tasks import TaskRunner
+from ui.window_sizes import ensure_readable
 from ui.timeline import TimelineView
 from ui.tray import NO_TRAY_MESSAGE, Tray
 from ui.unlock import UnlockDialog
@@ -201,6 +202,9 @@ class DesktopApp(QObject):
         w.openTimelineRequested.connect(lambda: self._show(self.timeline))
         w.openSettingsRequested.connect(self.open_settings)
         w.captureRequested.connect(self.capture.open_capture)
+        w.quitRequested.connect(self.quit)
+        w.aboutRequested.connect(self.show_about)
+        self.capture.captured.connect(self.capture_saved)
         install_capture_shortcut(w, self.capture)
         self.browser.openSessionRequested.connect(self.open_session)
         self.browser.openFileRequested.connect(self.open_file)
@@ -353,11 +357,28 @@ class DesktopApp(QObject):
     # ------------------------------------------------------------ navigation
     def _show(self, widget: QWidget) -> None:
         hidden = not widget.isVisible()
+        if hidden:
+            ensure_readable(widget)
         widget.show()
         widget.raise_()
         widget.activateWindow()
         if hidden and widget in self.views():
             widget.refresh()  # hidden views skip change reports; this one catches up now
+
+    def show_about(self) -> None:
+        from app.about import about_info
+        from ui.about import AboutDialog
+
+        dialog = AboutDialog(about_info(str(self.paths.data_dir), self.chat.model_name()), self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def capture_saved(self, _memory_id: str) -> None:
+        """A short confirmation: in the window when it is open, else from the tray icon."""
+        if self.window.isVisible():
+            self.window.statusBar().showMessage("Saved to your memories.", 4000)
+        else:
+            self.tray.notify("MemDesk", "Saved to your memories.")
 
     def open_memory(self, memory_id: str) -> None:
         self._show(self.browser)
@@ -416,7 +437,11 @@ class DesktopApp(QObject):
         if model is not None and self.chat.endpoint is None:  # the Model page says why adapters are off
             from ui.adapters import AdaptersView
 
-            adapters = AdaptersView(self.mem, self.runner, model.info.fingerprint, model.info.name, dialog)
+            from engine.parametric.nightly import missing_training_packages
+
+            trainer = "mlx" if self.chat.model_path is not None and self.chat.model_path.is_dir() else "torch"
+            adapters = AdaptersView(self.mem, self.runner, model.info.fingerprint, model.info.name, dialog,
+                                    missing=tuple(missing_training_packages(trainer)))
             adapters.activeChanged.connect(self.chat.load_model)
             adapters.trainRequested.connect(self.train_adapter_now)
             dialog.tabs.addTab(adapters, "Learned preferences")
@@ -498,10 +523,11 @@ def cmd_gui(args: argparse.Namespace) -> int:
     home, store, _ = settings_store.effective_data_dir(args.data_dir, args.profile)
     paths = ProfilePaths.for_profile(home, args.profile)
     instance = SingleInstance(paths, qt_app)
+    capture = getattr(args, "open_capture", False)  # `memdesk capture`
     try:
-        if not instance.acquire():
-            print(f"MemDesk is already running for the profile {paths.name!r}; its window was brought to the front.",
-                  file=sys.stderr)
+        if not instance.acquire(message=CAPTURE if capture else SHOW):
+            shown = "its capture box was opened" if capture else "its window was brought to the front"
+            print(f"MemDesk is already running for the profile {paths.name!r}; {shown}.", file=sys.stderr)
             return 0
     except MemDeskError as exc:
         QMessageBox.critical(None, "MemDesk is already running", str(exc))
@@ -510,6 +536,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
     collector = GuiGarbageCollector(qt_app)
     desktop: DesktopApp | None = None
     instance.activated.connect(lambda: desktop.activate() if desktop is not None else _raise_visible())
+    instance.captureRequested.connect(lambda: desktop.capture.open_capture() if desktop is not None
+                                      else _raise_visible())
     splash = QSplashScreen(QIcon(str(ICON)).pixmap(128, 128))
     known, message = None, ""
     try:
@@ -529,6 +557,9 @@ def cmd_gui(args: argparse.Namespace) -> int:
             desktop.start()
             if first_run.should_show(desktop):
                 first_run.open_window(desktop)
+            if capture:
+                desktop.capture.open_capture()
+                capture = False  # once, not again after a restored backup
             if message:
                 desktop.window.statusBar().showMessage(message, 20000)
             QTimer.singleShot(0, lambda: desktop.window.raise_())

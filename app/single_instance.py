@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = "instance.lock"
 SHOW = b"show\n"
+CAPTURE = b"capture\n"  # `memdesk capture`: open the quick-capture box (a desktop shortcut runs it)
 WAIT_FOR_RUNNING_S = 10.0
 
 
@@ -75,6 +76,7 @@ class SingleInstance(QObject):
     """Create on the GUI thread, before the vault is opened."""
 
     activated = Signal()  # another launch asked this app to show itself
+    captureRequested = Signal()  # another launch (`memdesk capture`) asked for the capture box
 
     def __init__(self, paths: ProfilePaths, parent: QObject | None = None):
         super().__init__(parent)
@@ -83,13 +85,13 @@ class SingleInstance(QObject):
         self._lock = _FileLock(paths.root / LOCK_FILE)
         self._server: QLocalServer | None = None
 
-    def acquire(self, wait_s: float = WAIT_FOR_RUNNING_S) -> bool:
+    def acquire(self, wait_s: float = WAIT_FOR_RUNNING_S, message: bytes = SHOW) -> bool:
         """True: this is the profile's app (it listens from now on). False: one was running and
-        has been asked to show its window; this launch should exit."""
+        has been sent `message` (show its window, or open its capture box); this launch should exit."""
         make_private_dir(self.paths.root, owned_from=self.paths.data_dir / "profiles")
         deadline = time.monotonic() + wait_s
         while not self._lock.try_acquire():
-            if self._ask_running_to_show():
+            if self._ask_running(message):
                 return False
             if time.monotonic() > deadline:
                 raise MemDeskError(
@@ -106,12 +108,12 @@ class SingleInstance(QObject):
         self._server = server
         return True
 
-    def _ask_running_to_show(self) -> bool:
+    def _ask_running(self, message: bytes) -> bool:
         socket = QLocalSocket()
         socket.connectToServer(self.name)
         if not socket.waitForConnected(1000):
             return False
-        socket.write(SHOW)
+        socket.write(message)
         sent = socket.waitForBytesWritten(2000)
         socket.disconnectFromServer()
         if socket.state() != QLocalSocket.LocalSocketState.UnconnectedState:
@@ -137,7 +139,10 @@ class SingleInstance(QObject):
             self._read(conn)
 
     def _read(self, conn: QLocalSocket) -> None:
-        if SHOW.strip() in bytes(conn.readAll().data()):
+        data = bytes(conn.readAll().data())
+        if CAPTURE.strip() in data:
+            self.captureRequested.emit()
+        elif SHOW.strip() in data:
             self.activated.emit()
 
     def release(self) -> None:

@@ -208,7 +208,7 @@ class _GoldChat(Chat):
     gold: list = []
 
     def recall(self, text, session_id, now):
-        from engine.recall import Recall, Recalled
+        from engine.recall import Recalled
 
         found = super().recall(text, session_id, now)
         found.memories = [Recalled(item, 1.0, 1.0, 1.0) for item in self.gold]

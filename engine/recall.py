@@ -18,7 +18,7 @@ from datetime import datetime
 
 from engine.api import Memory
 from engine.context import ContextProfile
-from engine.cube import Filters, MemoryItem, MemoryType, SearchHit
+from engine.cube import Filters, MemoryItem, MemoryType
 from engine.notes import is_assistant_turn, is_question_only, spoken_text, statements
 from engine.reader import parse_query
 from engine.reader_updates import is_update, same_thing

@@ -28,7 +28,7 @@ class AdaptersView(QWidget):
     trainRequested = Signal()
 
     def __init__(self, mem: Memory, runner: TaskRunner, base_fingerprint: str, base_name: str,
-                 parent: QWidget | None = None):
+                 parent: QWidget | None = None, missing: tuple[str, ...] = ()):
         super().__init__(parent)
         self.setObjectName("adaptersView")
         self.registry = AdapterRegistry(mem.db)
@@ -69,6 +69,14 @@ class AdaptersView(QWidget):
         self.message = QLabel(objectName="adaptersMessage")
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
+        self.missing = tuple(missing)
+        if self.missing:  # an install without the optional training component
+            self.train_button.setEnabled(False)
+            self.message.setText(
+                f"Learning preferences needs MemDesk's optional training component ({', '.join(self.missing)}), "
+                "which this installation does not have. Everything else works without it, and adapters you "
+                "already have keep working. An installation made with pip gets it through MemDesk's “train” "
+                "extra (about 1 GB: torch for the CPU).")
         self.refresh()
 
     def refresh(self) -> None:

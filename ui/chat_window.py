@@ -73,6 +73,8 @@ class MainWindow(QMainWindow):
     openTimelineRequested = Signal()
     openSettingsRequested = Signal()
     captureRequested = Signal()
+    aboutRequested = Signal()
+    quitRequested = Signal()  # quit MemDesk (closing the window only hides it to the tray)
     rateRequested = Signal(str, int)  # assistant message id, +1 / -1 / 0 (thumbs up / down / none)
     editReplyRequested = Signal(str, str)  # assistant message id, the person's preferred version
 
@@ -189,6 +191,12 @@ class MainWindow(QMainWindow):
                                 preferences if not preferences.isEmpty() else "Ctrl+,",
                                 icon("preferences-system", SP.SP_FileDialogDetailedView), "MemDesk settings")
         close = self._action("close", "&Close window", self.close, QKeySequence.StandardKey.Close)
+        quit_ = self._action("quit", "&Quit MemDesk", self.quitRequested.emit, QKeySequence.StandardKey.Quit,
+                             tip="Quit MemDesk, also from the tray (background work stops until the next start)")
+        quit_.setMenuRole(QAction.MenuRole.QuitRole)
+        about = self._action("about", "&About MemDesk", self.aboutRequested.emit,
+                             tip="Version, where your data is, and licences")
+        about.setMenuRole(QAction.MenuRole.AboutRole)
         browser = self._action("browser", "&Memories…", self.openBrowserRequested.emit, "Ctrl+Shift+M",
                                icon("folder-open", SP.SP_DirOpenIcon), "Browse and edit your memories")
         search = self._action("search", "&Search memories…", self.request_search, "Ctrl+K",
@@ -211,11 +219,13 @@ class MainWindow(QMainWindow):
         chat_menu.addSeparator()
         chat_menu.addAction(stop)
         chat_menu.addSeparator()
-        chat_menu.addActions([settings, close])
+        chat_menu.addActions([settings, close, quit_])
         memory_menu = self.menuBar().addMenu("&Memory")
         memory_menu.addActions([browser, search, capture])
         memory_menu.addSeparator()
         memory_menu.addActions([conflicts, timeline])
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(about)
 
         toolbar = QToolBar("Main", self)
         toolbar.setObjectName("mainToolBar")

@@ -14,9 +14,9 @@ import os
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices, QPalette, QPixmap
+from PySide6.QtGui import QDesktopServices, QPixmap
 from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
-                               QGridLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem,
+                               QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QStyle, QTabWidget, QVBoxLayout, QWidget)
 
 from engine.errors import MemDeskError
@@ -25,68 +25,11 @@ from ui.messages import for_gui
 from ui.settings_endpoint import EndpointFields
 from ui.settings_backup import BackupBox
 from ui.settings_folders import decorate as decorate_folder
+from ui.settings_layout import FormGrid, hour_combo, hrow, muted, named_page
 from ui.settings_models import ModelsPage
 from ui.settings_model import (BACKEND_CHOICES, CONTEXT_CHOICES, DEFAULT_MODEL_NAME, AppSettings, SettingsInfo, data_dir_problem,
                                folder_problem, nightly_problem, normalise_folder)
 
-
-
-def muted(label: QLabel) -> None:
-    """Help text: the palette's placeholder colour (readable, unlike disabled text) and a smaller font."""
-    palette = label.palette()
-    palette.setColor(QPalette.ColorRole.WindowText, palette.color(QPalette.ColorRole.PlaceholderText))
-    label.setPalette(palette)
-    font = label.font()
-    font.setPointSizeF(font.pointSizeF() * 0.92)
-    label.setFont(font)
-
-
-class _FormGrid:
-    """Caption/field rows on a grid (QFormLayout leaves gaps under word-wrapped labels)."""
-
-    def __init__(self, page: QWidget):
-        self.grid = QGridLayout(page)
-        self.grid.setColumnStretch(1, 1)
-        self.rows = 0
-
-    def add(self, caption: str | QWidget, field: QWidget | QHBoxLayout | None = None) -> None:
-        """`add("Caption:", field)`, `add("", note)` (indented), or `add(widget)` across both columns."""
-        row, self.rows = self.rows, self.rows + 1
-        if field is None:
-            assert isinstance(caption, QWidget)
-            self.grid.addWidget(caption, row, 0, 1, 2)
-            return
-        if caption:
-            self.grid.addWidget(QLabel(str(caption)), row, 0,
-                                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
-        if isinstance(field, QWidget):
-            self.grid.addWidget(field, row, 1)
-        else:
-            self.grid.addLayout(field, row, 1)
-
-    def end(self) -> None:
-        self.grid.setRowStretch(self.rows, 1)  # spare height goes below the last row
-
-
-def _page(name: str) -> QWidget:
-    page = QWidget()
-    page.setObjectName(name)
-    return page
-
-
-def _hrow(*widgets: QWidget, stretch: int | None = 0) -> QHBoxLayout:
-    """A row of widgets, top-aligned; the one at index `stretch` takes the spare width."""
-    row = QHBoxLayout()
-    for index, widget in enumerate(widgets):
-        row.addWidget(widget, 1 if index == stretch else 0, Qt.AlignmentFlag.AlignTop)
-    return row
-
-
-def _hour_combo(name: str) -> QComboBox:
-    combo = QComboBox()
-    combo.setObjectName(name)
-    combo.addItems([f"{hour:02d}:00" for hour in range(24)])  # index == hour
-    return combo
 
 
 ModelValidator = Callable[[str], "str | None"]
@@ -153,7 +96,7 @@ class SettingsDialog(QDialog):
 
     # ------------------------------------------------------------------ pages
     def _model_page(self) -> QWidget:
-        page = _page("modelPage")
+        page = named_page("modelPage")
         self.model_path = self._line_edit("modelPath", "Embedded default",
                                           "A .gguf file (llama.cpp) or an MLX model folder; empty for the default")
         self.model_path.textChanged.connect(lambda _text: self._validate_timer.start())
@@ -176,20 +119,20 @@ class SettingsDialog(QDialog):
         in_use.setText(self._info.model_in_use or "No model loaded yet.")
         self.endpoint = EndpointFields(page)
         muted(self.endpoint.note)
-        form = _FormGrid(page)
+        form = FormGrid(page)
         form.add("Model runs:", self.endpoint.source)
         first_file_row = form.rows
-        form.add("Model file or folder:", _hrow(
+        form.add("Model file or folder:", hrow(
             self.model_path,
             self._button("Browse file…", "browseModelFile", "Choose a .gguf model file",
                          QStyle.StandardPixmap.SP_FileIcon, self._browse_model_file),
             self._button("Browse folder…", "browseModelFolder", "Choose an MLX model folder",
                          QStyle.StandardPixmap.SP_DirIcon, self._browse_model_folder)))
-        form.add("", _hrow(self.model_icon, self.model_validation, stretch=1))
+        form.add("", hrow(self.model_icon, self.model_validation, stretch=1))
         form.add("Backend:", self.backend)
         first_server_row = form.rows
         form.add("Server address:", self.endpoint.url)
-        form.add("Model on the server:", _hrow(self.endpoint.model, self.endpoint.list_button, stretch=0))
+        form.add("Model on the server:", hrow(self.endpoint.model, self.endpoint.list_button, stretch=0))
         form.add("", self.endpoint.status)
         form.add("", self.endpoint.note)
         self.endpoint.place(form.grid, range(first_file_row, first_server_row), range(first_server_row, form.rows))
@@ -201,14 +144,14 @@ class SettingsDialog(QDialog):
         welcome.setObjectName("openWelcome")
         welcome.setAutoDefault(False)
         welcome.clicked.connect(lambda _checked=False: self.welcomeRequested.emit())
-        welcome_row = _hrow(welcome, stretch=None)
+        welcome_row = hrow(welcome, stretch=None)
         welcome_row.addStretch(1)
         form.add("", welcome_row)
         form.end()
         return page
 
     def _folders_page(self) -> QWidget:
-        page = _page("foldersPage")
+        page = named_page("foldersPage")
         self.ingest_status = self._wrapping_label("ingestStatus")
         self.folders = QListWidget()
         self.folders.setObjectName("watchedFolders")
@@ -225,7 +168,7 @@ class SettingsDialog(QDialog):
                                        QStyle.StandardPixmap.SP_DirOpenIcon, self._browse_folder))
         buttons.addWidget(self.remove_folder_button)
         buttons.addStretch(1)
-        row = _hrow(self.folders)
+        row = hrow(self.folders)
         row.addLayout(buttons)
         self.folder_message = self._wrapping_label("folderMessage")
         layout = QVBoxLayout(page)
@@ -238,7 +181,7 @@ class SettingsDialog(QDialog):
         return page
 
     def _privacy_page(self) -> QWidget:
-        page = _page("privacyPage")
+        page = named_page("privacyPage")
         key = self._wrapping_label("keyStorage", selectable=True)
         key.setText(self._info.key_storage or "Unknown")
         if self._info.key_storage.lower().startswith("passphrase"):
@@ -252,13 +195,13 @@ class SettingsDialog(QDialog):
         self.data_dir = self._line_edit("dataDir", "Same as now",
                                         "Where MemDesk keeps its encrypted vault from the next start on")
         self.data_dir_message = self._wrapping_label("dataDirMessage")
-        form = _FormGrid(page)
+        form = FormGrid(page)
         form.add("Key storage:", key)
         form.add("", self._note(key_note))
-        form.add("Data folder in use:", _hrow(current, self._button(
+        form.add("Data folder in use:", hrow(current, self._button(
             "Open folder", "openDataDir", "Show the data folder in your file manager",
             QStyle.StandardPixmap.SP_DirOpenIcon, self._open_data_dir)))
-        form.add("Data folder:", _hrow(self.data_dir, self._button(
+        form.add("Data folder:", hrow(self.data_dir, self._button(
             "Browse…", "browseDataDir", "Choose another data folder", QStyle.StandardPixmap.SP_DirIcon,
             self._browse_data_dir)))
         form.add("", self._note("A new data folder takes effect the next time MemDesk starts. The vault is "
@@ -276,17 +219,17 @@ class SettingsDialog(QDialog):
         return page
 
     def _scheduler_page(self) -> QWidget:
-        page = _page("schedulerPage")
+        page = named_page("schedulerPage")
         self.scheduler_enabled = QCheckBox("Prepare the next reply in the background")
         self.scheduler_enabled.setObjectName("schedulerEnabled")
         self.scheduler_enabled.setToolTip("Turns off only the preparation of the next reply; reading facts out of "
                                           "your chats and nightly learning go on either way")
-        self.nightly_start = _hour_combo("nightlyStart")
-        self.nightly_end = _hour_combo("nightlyEnd")
-        window = _hrow(self.nightly_start, QLabel("to"), self.nightly_end, stretch=None)
+        self.nightly_start = hour_combo("nightlyStart")
+        self.nightly_end = hour_combo("nightlyEnd")
+        window = hrow(self.nightly_start, QLabel("to"), self.nightly_end, stretch=None)
         window.addStretch(1)
         self.scheduler_message = self._wrapping_label("schedulerMessage")
-        form = _FormGrid(page)
+        form = FormGrid(page)
         form.add(self.scheduler_enabled)
         form.add("", self._note("Between chats MemDesk fetches the memories your next question will "
                                 "likely need and precomputes the model's state, so answers start sooner. "
@@ -300,8 +243,8 @@ class SettingsDialog(QDialog):
         return page
 
     def _memories_page(self) -> QWidget:
-        page = _page("memoriesPage")
-        buttons = _hrow(
+        page = named_page("memoriesPage")
+        buttons = hrow(
             self._button("Export…", "exportMemories", "Write all memories to a JSON Lines file",
                          QStyle.StandardPixmap.SP_DialogSaveButton, lambda: self.request_export()),
             self._button("Import…", "importMemories", "Read memories from a MemDesk export file",
@@ -318,7 +261,7 @@ class SettingsDialog(QDialog):
                                     "format other MemOS tools can read. Importing skips memories you already "
                                     "have."))
         layout.addLayout(buttons)
-        layout.addLayout(_hrow(warning_icon, warning, stretch=1))
+        layout.addLayout(hrow(warning_icon, warning, stretch=1))
         layout.addWidget(self.exchange_status)
         layout.addStretch(1)
         return page

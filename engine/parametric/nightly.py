@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from importlib.util import find_spec
 from pathlib import Path
 
 from engine.api import Memory
@@ -39,6 +40,19 @@ class NightlyConfig:
     gate: GateConfig = GateConfig()
     min_examples: int = 4  # fewer SFT examples than this: nothing worth learning yet
     auto_activate: bool = True  # switch a candidate on when it passes the gate
+
+
+def missing_training_packages(trainer: str) -> list[str]:
+    """The packages LoRA training needs that this install lacks ([] when it can train)."""
+    needed = ("mlx", "mlx_lm") if trainer == "mlx" else ("torch", "transformers", "peft")
+    return [name for name in needed if not _installed(name)]
+
+
+def _installed(name: str) -> bool:
+    try:
+        return find_spec(name) is not None
+    except (ImportError, ValueError):  # a broken install, or a module set to None in sys.modules
+        return False
 
 
 @dataclass
@@ -93,6 +107,12 @@ class AdapterJob:
         started = time.monotonic()
         trainer_backend, fingerprint = base_fingerprint(self.model_path, self.backend)
         trainer = "mlx" if trainer_backend == "mlx" else "torch"
+        missing = missing_training_packages(trainer)
+        if missing:
+            # The torch-free install: everything else works; this job waits, saying what it needs.
+            return NightlyReport("skipped", f"learning preferences needs the optional training component "
+                                 f"({', '.join(missing)} not installed): install MemDesk with its training "
+                                 "extra, `pip install 'memdesk[train]'`; everything else works without it")
         progress(0.0, "building the dataset from your preferences and feedback")
         dataset = self.build(teacher, should_stop, progress)
         if len(dataset.sft) < self.config.min_examples:

@@ -87,6 +87,19 @@ def test_a_stopped_run_keeps_its_checkpoint_and_resumes(kw_mem, job_for):
     assert finished.metrics["steps"] == CONFIG.train.steps
 
 
+def test_without_the_training_component_the_job_waits_saying_what_it_needs(kw_mem, job_for, monkeypatch):
+    import sys
+
+    from engine.parametric import nightly
+
+    add_feedback(kw_mem, TURNS[:4])
+    monkeypatch.setitem(sys.modules, "peft", None)  # an install without the train extra
+    assert nightly.missing_training_packages("torch") == ["peft"]
+    report = job_for(kw_mem).run(None)
+    assert report.status == "skipped" and "memdesk[train]" in report.reason and "peft" in report.reason
+    assert AdapterRegistry(kw_mem.db).list() == []  # nothing half-made
+
+
 def test_too_little_feedback_is_skipped_with_a_reason(kw_mem, job_for):
     add_feedback(kw_mem, TURNS[:1])
     report = job_for(kw_mem).run(None)

@@ -52,3 +52,12 @@ def test_an_empty_registry_says_what_will_happen(qtbot, kw_mem, runner, settle):
     assert view.table.rowCount() == 0 and "nightly" in view.empty.text()
     with qtbot.waitSignal(view.trainRequested):
         view.train_button.click()
+
+
+def test_without_the_training_component_the_page_says_what_it_needs(qtbot, kw_mem, runner, settle):
+    view = AdaptersView(kw_mem, runner, "base", "SmolLM2", missing=("torch", "peft"))
+    qtbot.addWidget(view)
+    settle()
+    assert not view.train_button.isEnabled()
+    text = view.message.text()
+    assert "torch, peft" in text and "Everything else works" in text and "`memdesk" not in text
