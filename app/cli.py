@@ -298,7 +298,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
-        from app.gui import cmd_gui as run_gui
+        from app.gui_launch import cmd_gui as run_gui
     except ImportError as exc:
         raise InvalidInputError(f"The desktop app needs PySide6 ({exc}); reinstall MemDesk "
                                 "(`python3 -m pip install .`) or use the terminal commands.") from exc

@@ -8,28 +8,24 @@ QThread and the watcher on its own thread, and results come back through signals
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import shiboken6
-from PySide6.QtCore import QEventLoop, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QEventLoop, QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon
-from PySide6.QtWidgets import QApplication, QMessageBox, QSplashScreen, QWidget
+from PySide6.QtWidgets import QApplication, QSplashScreen, QWidget
 
-from app import first_run, logs, settings_store
+from app import first_run, settings_store
 from app.change_bridge import ChangeBridge
 from app.chat_controller import ChatController, wire_endpoint_fields
 from app.embedding_status import EmbeddingProgress
 from app.folder_watching import FolderWatching
-from app.gui_backup import Backups, PendingRestore, env_or, finish_restore, restore_message
-from app.gui_gc import GuiGarbageCollector
+from app.gui_backup import Backups, PendingRestore
 from app.gui_models import ModelChoices
 from app.model_downloads import ModelDownloads
 from app.scheduler_thread import SchedulerThread
-from app.single_instance import CAPTURE, SHOW, SingleInstance
 from engine.api import Memory
 from engine.changes import Changes
 from engine.chat import ChatConfig
@@ -42,7 +38,6 @@ from ui.browser import BrowserWindow
 from ui.capture import QuickCapture, install_capture_shortcut
 from ui.chat_window import MainWindow
 from ui.conflicts import ConflictsView
-from ui.messages import for_gui
 from ui.settings import AppSettings, SettingsDialog, SettingsInfo
 from ui.settings_folders import summary as folder_summary
 from ui.tasks import TaskRunner
@@ -512,101 +507,3 @@ def make_qt_app(argv: list[str]) -> QApplication:
     app.setStyle("Fusion")
     app.setWindowIcon(QIcon(str(ICON)))
     return app
-
-
-def cmd_gui(args: argparse.Namespace) -> int:
-    if args.smoke or args.screenshots:
-        from app.gui_smoke import run
-
-        return run(args)
-    qt_app = make_qt_app(sys.argv[:1])
-    home, store, _ = settings_store.effective_data_dir(args.data_dir, args.profile)
-    paths = ProfilePaths.for_profile(home, args.profile)
-    instance = SingleInstance(paths, qt_app)
-    capture = getattr(args, "open_capture", False)  # `memdesk capture`
-    try:
-        if not instance.acquire(message=CAPTURE if capture else SHOW):
-            shown = "its capture box was opened" if capture else "its window was brought to the front"
-            print(f"MemDesk is already running for the profile {paths.name!r}; {shown}.", file=sys.stderr)
-            return 0
-    except MemDeskError as exc:
-        QMessageBox.critical(None, "MemDesk is already running", str(exc))
-        return exc.exit_code or 1
-    logs.install(paths)
-    collector = GuiGarbageCollector(qt_app)
-    desktop: DesktopApp | None = None
-    instance.activated.connect(lambda: desktop.activate() if desktop is not None else _raise_visible())
-    instance.captureRequested.connect(lambda: desktop.capture.open_capture() if desktop is not None
-                                      else _raise_visible())
-    splash = QSplashScreen(QIcon(str(ICON)).pixmap(128, 128))
-    known, message = None, ""
-    try:
-        while True:  # once, unless a backup is restored from Settings: then again, on the restored vault
-            splash.show()
-            try:
-                mem = open_vault(paths, splash, known=known)
-            except MemDeskError as exc:
-                splash.close()
-                QMessageBox.critical(None, "MemDesk cannot open your memories", for_gui(str(exc)))
-                return exc.exit_code or 1
-            splash.close()
-            if mem is None:
-                return 0
-            desktop = DesktopApp(qt_app, mem, paths, store)
-            desktop.window.status_line.log_file = str(logs.log_path(paths))
-            desktop.start()
-            if first_run.should_show(desktop):
-                first_run.open_window(desktop)
-            if capture:
-                desktop.capture.open_capture()
-                capture = False  # once, not again after a restored backup
-            if message:
-                desktop.window.statusBar().showMessage(message, 20000)
-            QTimer.singleShot(0, lambda: desktop.window.raise_())
-            code = qt_app.exec()
-            pending, old = desktop.pending_restore, desktop
-            if pending is None:
-                return code
-            desktop = None
-            old.dispose()
-            known, message = _restore(paths, pending, splash, instance)
-    finally:
-        collector.stop()
-        instance.release()
-
-
-def _restore(paths: ProfilePaths, pending: PendingRestore, splash: QSplashScreen,
-             instance: SingleInstance) -> tuple[str | None, str]:
-    """The vault is closed: swap the backup in. Returns (the new vault passphrase if one was
-    chosen, what to say once the app is open again). A failure leaves the profile as it was."""
-    chosen: list[str] = []
-
-    def ask_new(confirm: bool) -> str | None:  # the restored vault's key, when no keyring keeps it
-        secret = ask_passphrase("create", paths, "")
-        if secret:
-            chosen.append(secret)
-        return secret
-
-    splash.show()
-    splash.showMessage("Restoring your backup…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
-    try:
-        report = finish_restore(paths, pending, env_or(ask_new))
-    except MemDeskError as exc:
-        splash.close()
-        QMessageBox.critical(None, "MemDesk could not restore the backup",
-                             f"{for_gui(str(exc))}\n\nNothing was changed: your memories are as they were.")
-        return None, ""
-    splash.close()
-    # The profile folder was replaced, instance.lock with it: take the lock on the new one.
-    instance.release()
-    instance.acquire()
-    return (chosen[-1] if chosen else None), restore_message(report)
-
-
-def _raise_visible() -> None:
-    """Before the main window exists (the unlock dialog is up): bring what is shown to the front."""
-    for widget in QApplication.topLevelWidgets():
-        if widget.isVisible():
-            widget.raise_()
-            widget.activateWindow()
-
