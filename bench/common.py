@@ -27,10 +27,15 @@ def git_commit() -> str:
     return (head or "unknown") + ("+dirty" if dirty else "")
 
 
+# Read when the benchmark starts: the code it runs is the code of that moment, even if the
+# tree moves on while a long run goes (the report used to name the commit at its end).
+STARTED_AT_COMMIT = git_commit()
+
+
 def write_report(report: dict, out: Path, module: str, argv: list[str] | None, show: dict | None = None) -> None:
     """Record the exact command and machine with the figures, write them, and print them."""
     report["command"] = f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
-    report["git_commit"] = git_commit()
+    report["git_commit"] = STARTED_AT_COMMIT
     report["cpus"] = os.cpu_count()
     out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report if show is None else show, indent=2))

@@ -102,7 +102,11 @@ def run(data: Path, audit: Path | None, variants: list[str], limit: int | None, 
     corrections = load_corrections(audit)
     mem = Memory.open(workdir, passphrase=lambda confirm: "locomo-bench", background=False,
                       kdf=KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1))
-    tokenizer = mem.embedder._load().tokenizer
+    from tokenizers import Tokenizer
+
+    # MiniLM word pieces, untruncated (the embedder's own tokenizer stops at 256).
+    tokenizer = Tokenizer.from_file(str(mem.embedder.model_path / "tokenizer.json"))
+    tokenizer.no_truncation()
     model = None
     if extract == "model":
         from engine.llm.registry import load_model
@@ -174,7 +178,8 @@ def evaluate(mem: Memory, samples: list[dict], corrections: dict, params: Search
             hits = mem.search(str(qa["question"]), k=max(KS), filters=filters, reference_time=reference,
                               params=params)
             latencies.append((time.perf_counter() - t0) * 1000)
-            context_tokens.append(sum(len(tokenizer.tokenize(h.item.memory)) for h in hits[:10]))
+            context_tokens.append(sum(len(tokenizer.encode(h.item.memory, add_special_tokens=False).ids)
+                                      for h in hits[:10]))
             for k in KS:
                 found: set[str] = set()
                 for hit in hits[:k]:

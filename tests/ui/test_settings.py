@@ -64,7 +64,7 @@ def test_the_dialog_shows_the_values(make_dialog, folders, tmp_path):
     assert dialog.findChild(type(dialog.model_validation), "keyStorage").text() == "OS keyring (SecretService Keyring)"
     assert dialog.findChild(type(dialog.model_validation), "dataDirInUse").text() == str(tmp_path / "data")
     assert [dialog.tabs.tabText(i) for i in range(dialog.tabs.count())] == \
-        ["Model", "Watched folders", "Privacy && key", "Scheduler", "Memories"]
+        ["Model", "Models", "Watched folders", "Privacy && key", "Scheduler", "Memories"]
     assert dialog.values() == settings
     assert not dialog.buttons.button(QDialogButtonBox.StandardButton.Apply).isEnabled()  # nothing changed yet
 
