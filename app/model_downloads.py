@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.errors import Cancelled, MemDeskError
 from engine.llm.download import CancelToken, DownloadOptions, DownloadProgress
-from engine.llm.hardware import FITS_WELL, Recommendation, assess, detect_hardware, recommend
+from engine.llm.hardware import Recommendation, assess, detect_hardware, preferred_format, recommend
 from engine.llm.library import InstalledModel, ModelLibrary
 from ui.settings_models import EMBEDDED_ROW, ModelRow, describe_progress
 
@@ -61,8 +61,9 @@ class ModelDownloads(QObject):
         rec = self.recommendation(refresh=True)
         rows = [EMBEDDED_ROW.with_use(in_use == "")]
         for entry in self.library.catalog.entries:
-            verdict = assess(entry, rec.hardware)
-            installed = self.library.is_installed(entry, verdict.fmt)
+            fmt = preferred_format(entry, rec.hardware)
+            installed = self.library.is_installed(entry, fmt)
+            verdict = assess(entry, rec.hardware, fmt=fmt, installed=installed)  # a download needs no disk
             path = str(self.library.target(entry, verdict.fmt)) if installed else ""
             partial = self.library.partial(entry, verdict.fmt)
             if installed:
@@ -82,7 +83,7 @@ class ModelDownloads(QObject):
             if model.source != "added":
                 continue
             rows.append(ModelRow(
-                name=model.name, title=model.name, size_bytes=model.size_bytes, fit=FITS_WELL if model.present else "",
+                name=model.name, title=model.name, size_bytes=model.size_bytes, fit="",  # not in the catalog: unknown
                 reason=f"added from {model.origin}: {model.path}" if model.present else
                 f"not found at {model.path} (a drive that is not connected?)",
                 good_for="A model you already had; MemDesk uses it where it is and never copies it.",
