@@ -58,6 +58,8 @@ def open_window(desktop: "DesktopApp") -> FirstRunWizard:
     wizard.skipped.connect(lambda: mark_done(desktop))
     desktop.first_run_view = wizard
     wizard.show()
+    wizard.raise_()
+    wizard.activateWindow()
     return wizard
 
 

@@ -60,14 +60,14 @@ def cmd_gui(args: argparse.Namespace) -> int:
             desktop = DesktopApp(qt_app, mem, paths, store)
             desktop.window.status_line.log_file = str(logs.log_path(paths))
             desktop.start()
-            if first_run.should_show(desktop):
-                first_run.open_window(desktop)
             if capture:
                 desktop.capture.open_capture()
                 capture = False  # once, not again after a restored backup
             if message:
                 desktop.window.statusBar().showMessage(message, 20000)
             QTimer.singleShot(0, lambda: desktop.window.raise_())
+            if first_run.should_show(desktop):  # after the raise above, so it is on top of the window
+                QTimer.singleShot(0, lambda: first_run.open_window(desktop))
             code = qt_app.exec()
             pending, old = desktop.pending_restore, desktop
             if pending is None:

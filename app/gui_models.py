@@ -162,8 +162,10 @@ class ModelChoices(QObject):
     def _failed(self, name: str, message: str) -> None:
         self._status("")
         self.use_when_done.discard(name)
-        self._say(for_gui(message))
-        self.desktop.window.show_error(for_gui(message))
+        said = for_gui(message)
+        self._say(said)
+        self.desktop.window.show_error(f"The download of {name} stopped: {said} The current model keeps "
+                                       "answering; Settings ▸ Models resumes the download.")
 
     def _cancelled(self, name: str) -> None:
         self._status("")

@@ -28,7 +28,7 @@ from engine.cube import ChatMessage, Filters, MemoryItem, MemoryType, to_utc, ut
 from engine.errors import ModelError
 from engine.jobs import JobQueue
 from engine.llm.base import ChatModel, ChatTurn, GenerationConfig, GenerationStats, StatefulModel, turn_markers
-from engine.notes import note_text
+from engine.notes import note_text, told_about_self
 from engine.reader import EXTRACT_JOB, extraction_payload
 from engine.recall import Recall, Recalled, recall
 from engine.resources import text as resource_text
@@ -60,6 +60,10 @@ class ChatConfig:
     # Personal questions answered with the notes that answer them, where the profile does so
     # (compact); off, the model answers from the notes itself (measured both ways in bench.answers).
     answer_from_memory: bool = True
+    # Where the profile answers from memory (compact), a message that only tells something about
+    # the person ("My sister Ana lives in Porto.") is acknowledged in their words: a tiny model
+    # answers a statement with nonsense, and the telling is what gets remembered.
+    acknowledge_telling: bool = True
     scope: str | None = None  # retrieve from this scope only (None: every scope)
 
 
@@ -238,6 +242,9 @@ class Chat:
             plan.stop = self._stops + (".", "!", "\n")
         elif self.profile.answer_from_memory and self.config.answer_from_memory and answers:
             plan.direct = _quote([note_text(r.item, self.config.user_name, second_person=True) for r in answers])
+        elif (self.profile.answer_from_memory and self.config.acknowledge_telling and not prefix_only
+              and not found.personal_question and (told := told_about_self(text))):
+            plan.direct = f"Got it: {told} I'll remember that."
         budget = self.model.info.n_ctx - plan.max_tokens
         pieces = self._pieces(found, history, session_id)
         count = lambda s: len(self.model.tokenize(s, special=False))  # noqa: E731

@@ -123,3 +123,26 @@ def note_text(item: MemoryItem, user_name: str, *, second_person: bool) -> str:
         return item.memory
     # Facts MemReader wrote name the user; a note the user typed ("I prefer short answers") says "I".
     return first_to_second(third_to_second(item.memory, user_name))
+
+
+# A sentence that tells something about the person: it opens with them as the subject.
+_TELLING = re.compile(r"^(?:I|I'm|I've|I'd|I was|My)\b", re.IGNORECASE)
+# ...unless it asks for something ("I'd like a recipe", "I want ideas") or speaks to the assistant.
+_ASKING = re.compile(r"\b(?:I'd like|I would like|I want|I wish|I wonder|I was wondering|I'm looking for|"
+                     r"need (?:help|ideas|advice|some|a|an)|you|your|please|help me|tell me)\b", re.IGNORECASE)
+
+
+def told_about_self(text: str) -> str | None:
+    """The message in the second person when every sentence of it tells something about the
+    person ("My sister Ana lives in Porto." -> "your sister Ana lives in Porto."), else None: a
+    question, a request, or anything addressed to the assistant is not a telling."""
+    text = " ".join(text.replace("’", "'").split())
+    if not text or len(text) > 400:
+        return None
+    sentences = [s.strip() for s in SENTENCE_BREAK.split(text) if s.strip()]
+    if not 1 <= len(sentences) <= 3 or statements(text) != " ".join(sentences):
+        return None
+    if not all(_TELLING.match(s) and not _ASKING.search(s) for s in sentences):
+        return None
+    said = " ".join(s if s.endswith((".", "!")) else s + "." for s in (first_to_second(s) for s in sentences))
+    return said[:1].lower() + said[1:]

@@ -100,6 +100,21 @@ def test_a_personal_question_nothing_answers_is_met_with_i_dont_know(chat):
     assert result.memories == ()
 
 
+def test_a_telling_is_acknowledged_in_the_persons_words_and_a_request_is_not(chat):
+    """The 135M model answered "My sister Ana lives in Porto." with "Amara, a la Ana! (Sí) Elle
+    María..." (seen in the app): on the compact layout a message that only tells something about
+    the person is acknowledged in their words, and remembered as ever."""
+    reply, result = ask(chat, "My sister Ana lives in Porto.", T0)
+    assert reply == "Got it: your sister Ana lives in Porto. I'll remember that."
+    assert result.stats.completion_tokens == 0 and result.memories == ()
+    chat.jobs.drain()
+    _, later = ask(chat, "Where does my sister live?", T0 + timedelta(days=1))
+    assert any("Porto" in m.memory for m in later.memories)
+    for request in ("Plan my Saturday in Lisbon.", "I'd like a recipe for dinner.", "Where is my passport?"):
+        reply, _ = ask(chat, request, T0 + timedelta(days=2))
+        assert not reply.startswith("Got it:"), request
+
+
 def test_the_reply_stops_at_the_templates_turn_markers(chat, llama_model):
     opener = llama_model.tokenize("<|im_start|>")
     end_of_turn = llama_model.tokenize("<|im_end|>")
