@@ -14,6 +14,7 @@ from app.gui import ICON, DesktopApp, ask_passphrase, make_qt_app, open_vault
 from app.gui_backup import PendingRestore, env_or, finish_restore, restore_message
 from app.gui_gc import GuiGarbageCollector
 from app.single_instance import CAPTURE, SHOW, SingleInstance
+from app.system_libraries import missing_message, missing_xcb_packages, uses_xcb
 from engine.errors import MemDeskError
 from engine.paths import ProfilePaths
 from ui.messages import for_gui
@@ -24,6 +25,11 @@ def cmd_gui(args: argparse.Namespace) -> int:
         from app.gui_smoke import run
 
         return run(args)
+    if uses_xcb():
+        missing = missing_xcb_packages()
+        if missing:
+            print(f"memdesk: error: {missing_message(missing)}", file=sys.stderr)
+            return 2
     qt_app = make_qt_app(sys.argv[:1])
     home, store, _ = settings_store.effective_data_dir(args.data_dir, args.profile)
     paths = ProfilePaths.for_profile(home, args.profile)

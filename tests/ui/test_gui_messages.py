@@ -12,7 +12,7 @@ from ui.messages import for_gui
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a person sees in a terminal, not in a window; and the table of hints itself.
-TERMINAL = {"cli.py", "__main__.py", "gui_smoke.py", "messages.py"}
+TERMINAL = {"cli.py", "__main__.py", "gui_smoke.py", "messages.py", "system_libraries.py"}  # stderr, before any window
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
