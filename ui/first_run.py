@@ -116,10 +116,12 @@ class FirstRunWizard(QWizard):
         facts = self.facts
         if facts.recommended_name:
             verb = "Use" if facts.downloaded else "Download"
-            label = f"{verb} the model recommended for this computer: {facts.recommended_text}"
+            label = f"{verb} the model recommended for this computer:"
         else:
-            label = f"Download a model: {facts.recommended_text}"
+            label = "Download a model: none in the catalog fits this computer"
         self.download = QRadioButton(label)
+        self.download_detail = _text(facts.recommended_text if facts.recommended_name else "")
+        self.download_detail.setObjectName("firstRunRecommended")
         self.download.setEnabled(bool(facts.recommended_name))
         self.file = QRadioButton("Use a model file I already have (.gguf, or an MLX folder)")
         self.server = QRadioButton("Use Ollama, LM Studio or another model server running on this computer")
@@ -137,6 +139,7 @@ class FirstRunWizard(QWizard):
             self.choice.addButton(button, index)
             layout.addWidget(button)
             if button is self.download:
+                layout.addLayout(self._indent(self.download_detail))
                 layout.addLayout(self._indent(_text(
                     "You can chat with the built-in model while it downloads (the status line shows how far it "
                     "is); MemDesk switches to it once the file is verified. Settings ▸ Models lists others.")))

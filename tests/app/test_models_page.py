@@ -114,7 +114,7 @@ def test_the_first_run_window_shows_once_and_applies_what_was_chosen(qtbot, mode
     assert first_run.should_show(models)  # an empty profile, never welcomed
     wizard = first_run.open_window(models)
     qtbot.addWidget(wizard)
-    assert wizard.download.isChecked() and "Tiny Chat" in wizard.download.text()
+    assert wizard.download.isChecked() and "Tiny Chat" in wizard.download_detail.text()
     notes = tmp_path / "notes"
     notes.mkdir()
     assert wizard.add_folder(str(notes)) and not wizard.add_folder(str(tmp_path / "missing"))
