@@ -351,11 +351,14 @@ class Chat:
                                                     memory_ids=given, model=self.model.info.fingerprint,
                                                     stats=stats)
         user = self.config.user_name
-        added = self.mem.add_messages([
-            ChatMessage(user, text, now, result.user_message.id, result.session_id, role="user"),
-            ChatMessage("Assistant", result.reply_message.content, utcnow(), result.reply_message.id,
-                        result.session_id, role="assistant"),
-        ])
+        turns = [ChatMessage(user, text, now, result.user_message.id, result.session_id, role="user")]
+        if not result.answered_from_memory:
+            # A reply made of what memory already holds (a quote, an acknowledgment) stays in the
+            # transcript only: as a memory it would be a second copy of the facts, left behind
+            # when they are corrected.
+            turns.append(ChatMessage("Assistant", result.reply_message.content, utcnow(), result.reply_message.id,
+                                     result.session_id, role="assistant"))
+        added = self.mem.add_messages(turns)
         self.mem.mark_used(list(given))
         if self.config.extract and self.jobs is not None:
             self.jobs.enqueue(EXTRACT_JOB, extraction_payload([added[0].id], "default", result.session_id),
