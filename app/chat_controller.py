@@ -317,6 +317,8 @@ class ChatController(QObject):
                                 "ttft_ms": stats.prefill_ms or turn.ttft_ms,
                                 "total_ms": stats.total_ms or turn.total_ms})
         info.update(activation=result.activation, stopped=turn.stopped)
+        if result.answered_from_memory:  # no model ran: tokens and a first-token time would mislead
+            info = {"from_memory": True, "stopped": turn.stopped}
         ids = list(dict.fromkeys(result.memory_ids + result.preference_ids))
         mem = self.mem
 

@@ -43,6 +43,8 @@ def describe_reply(info: dict) -> str:
     parts = []
     if info.get("stopped"):
         parts.append("stopped")
+    if info.get("from_memory"):
+        parts.append("from your memories, without the model")
     activation = info.get("activation")
     if activation == "hit":
         parts.append("memory prefix restored")

@@ -186,3 +186,11 @@ def test_an_empty_vault_says_how_to_start(window):
     assert window.sessions.stack.currentWidget() is window.sessions.empty
     assert window.transcript.empty.isVisible() and window.transcript.empty.text().startswith("New chat.")
     assert window.sessions.empty.isVisible() and "No chats yet" in window.sessions.empty.text()
+
+
+def test_a_reply_from_memory_says_so_instead_of_token_figures():
+    from ui.transcript import describe_reply
+
+    assert describe_reply({"from_memory": True}) == "from your memories, without the model"
+    assert describe_reply({"completion_tokens": 31, "tokens_per_s": 19.0, "ttft_ms": 457}) == \
+        "31 tokens · 19.0 tokens/s · first token 457 ms"
