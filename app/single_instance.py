@@ -25,7 +25,7 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from engine.errors import MemDeskError
 from engine.paths import ProfilePaths
-from engine.private_files import make_private_dir
+from engine.private_files import make_private_dir, try_lock
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,7 @@ class _FileLock:
 
     def try_acquire(self) -> bool:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.name == "nt":
-                import msvcrt
-
-                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not try_lock(fd):
             os.close(fd)
             return False
         self._fd = fd

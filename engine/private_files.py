@@ -118,3 +118,20 @@ def output(target: str | os.PathLike) -> Iterator[BinaryIO]:
         return
     with replace_whole(Path(target)) as out:
         yield out
+
+
+def try_lock(fd: int) -> bool:
+    """Take an exclusive, non-blocking OS lock on an open file; False when another process holds
+    it. The OS drops it when the descriptor is closed or the process ends, however it ends."""
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True

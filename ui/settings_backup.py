@@ -13,8 +13,8 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayo
                                QPushButton, QStyle, QVBoxLayout, QWidget)
 
 from ui.messages import for_gui
+from ui.unlock import passphrase_problem
 
-MIN_LENGTH = 8  # as engine.keys.check_new_passphrase asks of a new passphrase
 RESTORE_WARNING = ("Restoring replaces every memory, chat and learned preference in this profile with the "
                    "backup's: what is here now and not in the backup is lost. MemDesk closes, restores the "
                    "backup and opens again.")
@@ -55,15 +55,7 @@ class BackupPassphraseDialog(QDialog):
         layout.addWidget(buttons)
 
     def problem(self) -> str:
-        text = self.passphrase.text()
-        if not text:
-            return "Enter a passphrase."
-        if self.mode == "create":
-            if len(text) < MIN_LENGTH:
-                return f"Use at least {MIN_LENGTH} characters."
-            if text != self.repeat.text():
-                return "The two passphrases do not match."
-        return ""
+        return passphrase_problem(self.mode, self.passphrase.text(), self.repeat.text())
 
     def accept(self) -> None:
         problem = self.problem()

@@ -4,7 +4,20 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QVBoxLayout, QWidget)
 
-MIN_LENGTH = 8
+MIN_LENGTH = 8  # as engine.keys.check_new_passphrase asks of a new passphrase
+
+
+def passphrase_problem(mode: str, text: str, repeat: str) -> str:
+    """What is wrong with a passphrase typed in a dialog ("" when nothing): a new one ("create")
+    must be long enough and typed twice alike."""
+    if not text:
+        return "Enter a passphrase."
+    if mode == "create":
+        if len(text) < MIN_LENGTH:
+            return f"Use at least {MIN_LENGTH} characters."
+        if text != repeat:
+            return "The two passphrases do not match."
+    return ""
 
 
 class UnlockDialog(QDialog):
@@ -48,15 +61,7 @@ class UnlockDialog(QDialog):
         self.passphrase.setFocus()
 
     def problem(self) -> str:
-        text = self.passphrase.text()
-        if not text:
-            return "Enter a passphrase."
-        if self.mode == "create":
-            if len(text) < MIN_LENGTH:
-                return f"Use at least {MIN_LENGTH} characters."
-            if text != self.repeat.text():
-                return "The two passphrases do not match."
-        return ""
+        return passphrase_problem(self.mode, self.passphrase.text(), self.repeat.text())
 
     def accept(self) -> None:
         problem = self.problem()

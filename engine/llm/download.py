@@ -36,7 +36,7 @@ from pathlib import Path
 
 from engine.errors import Cancelled, DownloadError, IntegrityError, StorageFullError
 from engine.llm.hub import RemoteFile, Response, Timeouts, TransientDownloadError, request
-from engine.private_files import fsync_dir
+from engine.private_files import fsync_dir, try_lock
 
 log = logging.getLogger(__name__)
 
@@ -479,7 +479,7 @@ class _DownloadLock:
     def __enter__(self) -> "_DownloadLock":
         for _ in range(5):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            if not _try_lock(fd):
+            if not try_lock(fd):
                 os.close(fd)
                 raise DownloadError(f"{self.label} is being downloaded by another MemDesk window or command "
                                     "right now. Wait for it to finish (or cancel it there), then try again.")
@@ -501,18 +501,3 @@ class _DownloadLock:
         except OSError:
             pass  # Windows keeps an open file; the next download reuses it
         os.close(fd)
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        if os.name == "nt":
-            import msvcrt
-
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True

@@ -135,16 +135,22 @@ def test_cyclic_garbage_with_qt_objects_is_freed_on_the_gui_thread(qtbot):
     assert gc.isenabled()
 
 
-def test_a_second_launch_shows_the_running_window_and_exits(qtbot, tmp_path):
+@pytest.mark.parametrize("command, signal, said", [("gui", "activated", "window was brought to the front"),
+                                                    ("capture", "captureRequested", "capture box was opened")])
+def test_a_second_launch_asks_the_running_app_and_exits(qtbot, tmp_path, command, signal, said):
+    """`memdesk` shows the running window; `memdesk capture` (a desktop shortcut) opens its capture box."""
     data = tmp_path / "data"
     paths = ProfilePaths.for_profile(data, "default")
     first = SingleInstance(paths)
     assert first.acquire()
+    heard = []
+    first.activated.connect(lambda: heard.append("activated"))
+    first.captureRequested.connect(lambda: heard.append("captureRequested"))
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "app", "gui", "--data-dir", str(data)], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "app", command, "--data-dir", str(data)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
-        with qtbot.waitSignal(first.activated, timeout=120000):
+        with qtbot.waitSignal(getattr(first, signal), timeout=120000):
             pass
         out, err = proc.communicate(timeout=120)
     finally:
@@ -152,7 +158,7 @@ def test_a_second_launch_shows_the_running_window_and_exits(qtbot, tmp_path):
             proc.kill()
         first.release()
     assert proc.returncode == 0, err[-3000:]
-    assert "already running" in err
+    assert "already running" in err and said in err and heard == [signal]
     assert not paths.vault.exists()  # the second launch never opened (or created) the vault
     other = SingleInstance(ProfilePaths.for_profile(data, "work"))  # another profile is its own app
     assert other.acquire()
