@@ -50,6 +50,7 @@ DATA = Path(__file__).parent / "data" / "preferences.json"
 FAST_KDF = KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1)
 NOW = datetime(2026, 11, 30, 18, 0, tzinfo=timezone.utc)
 KS = (1, 5)
+ISOLATED_FILLERS = 12  # filler chats around a preference told alone (the outside set's shape)
 # Baselines over raw turns only, in one run with the shipped search.
 BASELINES = {
     "dense_raw": SearchParams(w_keyword=0.0, w_time=0.0, graph=0.0),
@@ -143,11 +144,67 @@ def evaluate(mem: Memory, data: dict, said: dict[str, str], split: str) -> dict:
     return out
 
 
+def isolated(data: dict, split: str, n: int, seed: int, workdir: Path) -> dict:
+    """The outside set's shape: each preference told alone, in its own chat among filler chats,
+    in its own vault; then its request, through the chat turn of both profiles."""
+    prefs = [p for p in data["preferences"] if p["split"] == split]
+    prefs = random.Random(seed).sample(prefs, min(n, len(prefs)))
+    fillers, embedder = data["fillers"], None
+    counts = {"extracted": 0, "hit@1": 0, "hit@5": 0, "dense_hit@5": 0}
+    gave = {"compact": 0, "full": 0}
+    per_turn: dict[str, list[int]] = {"compact": [], "full": []}
+    for i, pref in enumerate(prefs):
+        mem = Memory.open(workdir / f"{split}-{i}", passphrase=lambda confirm: "prefs-bench", kdf=FAST_KDF,
+                          embedder=embedder or True)
+        embedder = mem.embedder
+        try:
+            jobs = JobQueue(mem.db)
+            jobs.handlers[EXTRACT_JOB] = MemReader(mem, None).handle_job
+            chat = Chat(mem, FakeModel(default_reply="Thanks, noted."), ChatConfig(profile="compact"), jobs=jobs)
+            rng = random.Random(f"{seed}-{pref['id']}")
+            around = rng.sample(fillers, min(ISOLATED_FILLERS, len(fillers)))
+            when = NOW - timedelta(days=30)
+            said = ""
+            for j, text in enumerate(around[:len(around) // 2] + [pref["statement"]] + around[len(around) // 2:]):
+                response = chat.send(text, now=when + timedelta(hours=j))
+                response.text()
+                jobs.drain()
+                if text == pref["statement"]:
+                    said = response.result.user_message.id
+            mem.wait_indexed()
+            live = mem.list(Filters(memory_types=(MemoryType.PREFERENCE.value,)), limit=1000)
+            counts["extracted"] += any(_from(m, said) for m in live)
+            found = [p.item for p in mem.search_preferences(pref["request"], k=5)]
+            counts["hit@1"] += any(_from(item, said) for item in found[:1])
+            counts["hit@5"] += any(_from(item, said) for item in found[:5])
+            dense = mem.search(pref["request"], k=5, filters=Filters(memory_types=(MemoryType.RAW_CHAT.value,)),
+                               params=BASELINES["dense_raw"])
+            counts["dense_hit@5"] += any(_from(h.item, said) for h in dense)
+            for profile in ("compact", "full"):
+                response = Chat(mem, FakeModel(), ChatConfig(profile=profile, extract=False)).send(
+                    pref["request"], now=NOW)
+                response.text()
+                given = list(response.result.preferences) + list(response.result.memories)
+                gave[profile] += any(_from(item, said) for item in given)
+                per_turn[profile].append(len(response.result.preferences))
+        finally:
+            mem.close()
+        shutil.rmtree(workdir / f"{split}-{i}", ignore_errors=True)
+    out = {"preferences": len(prefs), "fillers_each": ISOLATED_FILLERS}
+    out |= {k: round(v / len(prefs), 3) for k, v in counts.items()}
+    out["chat"] = {profile: {"gives_governing": round(gave[profile] / len(prefs), 3),
+                             "preferences_per_turn": round(statistics.mean(per_turn[profile]), 2)}
+                   for profile in gave}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--isolated-n", type=int, default=60,
+                        help="preferences per split also told alone, each in its own vault (0: skip)")
     args = parser.parse_args(argv)
     data = json.loads(args.data.read_text())
     t0 = time.perf_counter()
@@ -160,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                             "memories": mem.stats().get("memories")}
         finally:
             mem.close()
-        for split in ("dev", "test"):
+        splits = sorted({p["split"] for p in data["preferences"]})
+        for split in splits:
             # Each split on its own copy: the requests asked are stored as chat turns, and one
             # split's requests must not become the other's memories.
             _progress(f"evaluating {split}")
@@ -170,6 +228,11 @@ def main(argv: list[str] | None = None) -> int:
                 report[split] = evaluate(mem, data, said, split)
             finally:
                 mem.close()
+        if args.isolated_n:
+            report["isolated"] = {}
+            for split in splits:
+                _progress(f"each preference alone: {split}")
+                report["isolated"][split] = isolated(data, split, args.isolated_n, args.seed, Path(tmp) / "alone")
     report["total_s"] = round(time.perf_counter() - t0, 1)
     write_report(report, args.out, "bench.preferences", argv)
     return 0

@@ -18,6 +18,7 @@ from datetime import datetime
 
 from engine.api import SUPERSEDED, Memory
 from engine.cube import Filters, MemoryItem, MemoryType, Relation, Source, SourceRef, iso, to_utc, utcnow
+from engine.disclosures import DisclosureClassifier
 from engine.errors import InvalidInputError, MemDeskError
 from engine.llm.base import ChatModel, ChatTurn, GenerationConfig
 from engine.notes import is_assistant_turn, is_question_only, note_text, spoken_text, statements
@@ -149,7 +150,9 @@ class MemReader:
         items += self._known_people_moves(utterances, {i.key.lower() for i in items})
         # Preferences said any other way, for the messages the precise rules found none in.
         stated = {m for i in items if i.memory_type == MemoryType.PREFERENCE.value for m in i.message_ids}
-        items += [p for p in preferences([u for u in utterances if u.message_id not in stated], self.user_name)]
+        with_facts = frozenset(m for i in items for m in i.message_ids)
+        items += preferences([u for u in utterances if u.message_id not in stated], self.user_name,
+                             lasting=self._lasting(), with_facts=with_facts)
         if self.use_model:
             try:
                 speakers = [u for u in utterances if u.is_user]
@@ -164,6 +167,16 @@ class MemReader:
                 seen.add(marker)
                 unique.append(item)
         return unique
+
+    def _lasting(self):
+        """The disclosure classifier's judgement, where the vault has an embedder to run it."""
+        if self.mem.embedder is None:
+            return None
+        try:
+            return DisclosureClassifier.for_embedder(self.mem.embedder).lasting
+        except (OSError, ValueError, MemDeskError) as exc:  # a damaged resource costs recall, not the extraction
+            log.warning("disclosure classifier unavailable: %s", exc)
+            return None
 
     def _known_people_moves(self, utterances: list[Utterance], keys: set[str]) -> list[Extracted]:
         """A person named without "my sister" is still the sister the vault knows about."""

@@ -31,6 +31,11 @@ MIN_COSINE = 0.40
 MIN_COVERAGE = 0.5
 COVERAGE_WEIGHT = 0.25
 REQUEST_PREFERENCE_SCORE = 0.4  # a preference scoring this (engine.preferences) may govern a request
+# A request for help with the person's own plans, choices or writing ("Plan my Saturday in
+# Lisbon", "What's a good film for tonight?") is what preferences govern, and the one that
+# governs it often shares little meaning with it ("I can't stand crowds"): the closest ones
+# are given down to this lower score (set on the dev half of bench/data/preferences.json).
+HELP_PREFERENCE_SCORE = 0.25
 # Of the relevant notes, those far below the best one are left out: a small model answers
 # from the last or the most prominent note, not the right one.
 RELATIVE_FLOOR = 0.15
@@ -47,6 +52,11 @@ _PERSONAL = re.compile(
 _ADVICE = re.compile(r"\b(?:should|could|would|shall|might|can)\s+(?:i|we)\b|\bwhat\s+(?:to|if)\b|\b(?:do|can|could|would)\s+"
                      r"you\b|\b(?:recommend|suggest|idea|ideas|tips|advice)\b|\b(?:a|an|some)\s+(?:good|nice|great|fun|new)\b", re.I)
 _FIRST_PERSON = re.compile(r"\b(?:i|my|me|mine|myself|i'm|i've)\b", re.I)
+_HELP = re.compile(r"^(?:(?:hey|ok|okay|so|also|please|now|right)[,\s]+)*(?:plan|suggest|recommend|pick|choose|find|help"
+                   r"|write|draft|give me|book|organi[sz]e|make|create|put together|come up|design|build|sort out|set up"
+                   r"|outline|map out|prepare|list|compose|propose|think of|host|arrange|what'?s (?:a|the) (?:good|best|right"
+                   r"|nice|fun|great|smart|easiest|cheapest|quickest)|is it worth|which (?:\w+ )?(?:should|would|is best))\b"
+                   r"|\b(?:any|some) (?:ideas|tips|advice|suggestions|recommendations)\b", re.I)
 _ASKS_WHEN = re.compile(r"\b(?:when|what (?:date|day|year|month|time)|how long ago|which (?:day|year|month))\b", re.I)
 
 
@@ -86,6 +96,14 @@ def personal_question(text: str) -> bool:
     first = text.strip().split("\n")[0].strip()
     asked = re.sub(r"^[^,?]{0,40},\s*", "", first) if not _PERSONAL.match(first) else first  # "Apart from English, ..."
     return bool(_PERSONAL.match(asked) and _FIRST_PERSON.search(asked) and not _ADVICE.search(first))
+
+
+def asks_for_help(text: str) -> bool:
+    """A request about the person's own life ("Plan my weekend", "Where should we eat?", "Suggest a
+    film") rather than about the world ("How many ounces are in a cup?")."""
+    first = text.strip().split("\n")[0].strip()
+    return bool(_HELP.search(first) or (_FIRST_PERSON.search(first) or re.search(r"\b(?:we|our|us)\b", first, re.I))
+                and not personal_question(first))
 
 
 def _stem(word: str) -> str:
@@ -162,7 +180,8 @@ def recall(mem: Memory, text: str, *, session_id: str | None, now: datetime, pro
             # A request ("suggest a dinner") is shaped by preferences that share few words with it:
             # the closest ones are given unless they are plainly unrelated.
             # Answer length is kept by the reply budget and the system line, not by a note.
-            prefs = [r for r in prefs if r.score >= REQUEST_PREFERENCE_SCORE and r.item.key != STYLE_KEY]
+            floor = HELP_PREFERENCE_SCORE if asks_for_help(text) else REQUEST_PREFERENCE_SCORE
+            prefs = [r for r in prefs if r.score >= floor and r.item.key != STYLE_KEY]
         memories = _most_relevant(memories)
     out.memories, out.preferences = memories, prefs
     return out

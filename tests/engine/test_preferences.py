@@ -84,3 +84,62 @@ def test_a_request_is_given_at_most_five_preferences_and_standing_ones_first(mem
     response = chat.send("Which option should I pick for dinner?", now=WHEN)
     response.text()
     assert pinned in response.result.preference_ids and len(response.result.preference_ids) <= 5
+
+
+@pytest.mark.parametrize("said, style", [
+    ("I cycle to the office, rain or shine.", "habit"),
+    ("Let's be real, I'm a lazy gardener.", "identity"),
+    ("I'm frugal by nature.", "identity"),
+    ("When the kettle broke I had it repaired instead of buying another.", "implicit_choice"),
+])
+def test_a_lasting_trait_said_without_a_cue_word_is_a_preference(said, style):
+    assert style_of(said) == style
+
+
+@pytest.mark.parametrize("said", [
+    "I'm at the airport and my gate changed.", "I'm so tired today.", "I went bowling with my cousin.",
+    "Sorry, I meant the other one.", "I'm proud of you!",
+])
+def test_passing_states_and_one_off_events_are_not_preferences(said):
+    assert style_of(said) is None
+
+
+def test_the_disclosure_classifier_takes_what_lasts_by_meaning(embedder):
+    from engine.disclosures import DisclosureClassifier
+
+    classifier = DisclosureClassifier.for_embedder(embedder)
+    lasting, passing = "Spicy food and I have never got along.", "My train is ten minutes late, ugh."
+    assert style_of(lasting) is None  # no cue word: only meaning can tell
+    p_lasting, p_passing = classifier.probability([lasting, passing])
+    assert p_lasting > p_passing
+    found = preferences([Utterance(lasting, "Sam", WHEN, "m1"), Utterance(passing, "Sam", WHEN, "m2")], "Sam",
+                        lasting=classifier.lasting)
+    assert [f.message_ids for f in found] == [("m1",)] and "stated" in found[0].tags
+
+
+def test_a_message_that_gave_a_fact_becomes_a_preference_only_by_a_cue_word():
+    said = [Utterance("I live in Oslo.", "Sam", WHEN, "m1"), Utterance("I live in Oslo and I hate the dark winters.",
+                                                                       "Sam", WHEN, "m2")]
+    found = preferences(said, "Sam", with_facts=frozenset({"m1", "m2"}))
+    assert [f.message_ids for f in found] == [("m2",)]
+
+
+def test_a_request_for_help_is_given_its_closest_preference_below_the_general_floor(mem):
+    from engine.recall import HELP_PREFERENCE_SCORE, REQUEST_PREFERENCE_SCORE, asks_for_help
+
+    assert asks_for_help("Plan my Saturday in Lisbon.") and asks_for_help("What's a good film for tonight?")
+    assert not asks_for_help("How many ounces are in a cup?") and not asks_for_help("What is my sister called?")
+    mem.add("Sam can't stand crowds and queues.", memory_type=MemoryType.PREFERENCE)
+    mem.wait_indexed()
+    request = "Plan my Saturday in Lisbon."
+    [scored] = mem.search_preferences(request, k=1)
+    assert HELP_PREFERENCE_SCORE <= scored.score  # what the turn below relies on
+    response = Chat(mem, FakeModel(), ChatConfig(user_name="Sam", profile="compact", extract=False)).send(
+        request, now=WHEN)
+    response.text()
+    assert [p.memory for p in response.result.preferences] == ["Sam can't stand crowds and queues."]
+    if scored.score < REQUEST_PREFERENCE_SCORE:  # the lower floor is what gave it
+        trivia = Chat(mem, FakeModel(), ChatConfig(user_name="Sam", profile="compact", extract=False)).send(
+            "How many ounces are in a cup?", now=WHEN)
+        trivia.text()
+        assert trivia.result.preferences == ()

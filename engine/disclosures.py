@@ -1,0 +1,76 @@
+"""Lasting self-disclosures, by meaning: what cue words miss.
+
+MemReader's preference rules (engine.reader_preferences) catch a preference by how it is
+said: "I can't stand", "every morning", "I'm allergic". People also say them with no cue at
+all: "Mushrooms are a hard no for me", "The bus commute is my only study time". This is a
+logistic regression on the sentence's MiniLM embedding, trained at first use (a few hundred
+sentences, under a second) on resources/preferences/disclosures.json: sentences that state
+something lasting about the speaker against one-off events, passing states, questions and
+small talk. It is asked only about the user's own declarative sentences that no rule took.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from importlib import resources as importlib_resources
+
+import numpy as np
+
+# Probability above which a sentence is taken as lasting. Chosen by 5-fold cross-validation
+# on the training sentences (python -m bench.disclosures): the lowest threshold at which
+# fewer than 5% of held-out passing sentences are taken.
+THRESHOLD = 0.6
+_L2 = 1e-3
+_STEPS = 2000
+
+
+class DisclosureClassifier:
+    """Trained once per embedder (its fingerprint) and kept in memory."""
+
+    _cache: dict[str, "DisclosureClassifier"] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, embedder, lasting: list[str] | None = None, passing: list[str] | None = None):
+        if lasting is None or passing is None:
+            data = training_data()
+            lasting, passing = data["lasting"], data["passing"]
+        self.embedder = embedder
+        x = embedder.encode(list(lasting) + list(passing))
+        y = np.concatenate([np.ones(len(lasting)), np.zeros(len(passing))])
+        self.weights, self.bias = fit(x, y)
+
+    @classmethod
+    def for_embedder(cls, embedder) -> "DisclosureClassifier":
+        with cls._lock:
+            if embedder.fingerprint not in cls._cache:
+                cls._cache[embedder.fingerprint] = cls(embedder)
+            return cls._cache[embedder.fingerprint]
+
+    def probability(self, sentences: list[str]) -> np.ndarray:
+        if not sentences:
+            return np.zeros(0)
+        return _sigmoid(self.embedder.encode(sentences) @ self.weights + self.bias)
+
+    def lasting(self, sentences: list[str]) -> list[bool]:
+        return [bool(p >= THRESHOLD) for p in self.probability(sentences)]
+
+
+def training_data() -> dict:
+    return json.loads(importlib_resources.files("resources.preferences").joinpath("disclosures.json")
+                      .read_text(encoding="utf-8"))
+
+
+def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """L2-regularised logistic regression by gradient descent, classes weighted to balance."""
+    weight = np.where(y == 1, len(y) / (2 * max(1, y.sum())), len(y) / (2 * max(1, (1 - y).sum())))
+    w, b = np.zeros(x.shape[1]), 0.0
+    rate = 2.0
+    for _ in range(_STEPS):
+        error = (_sigmoid(x @ w + b) - y) * weight
+        w -= rate * (x.T @ error / len(y) + _L2 * w)
+        b -= rate * float(error.mean())
+    return w, b
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
