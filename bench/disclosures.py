@@ -22,7 +22,8 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import write_report  # noqa: E402
-from engine.disclosures import THRESHOLD, DisclosureClassifier, _sigmoid, fit, training_data  # noqa: E402
+from engine.disclosures import (THRESHOLD, WEIGHTS, DisclosureClassifier, _sigmoid, fit, training_data,  # noqa: E402
+                                weights_record)
 from engine.embed import Embedder  # noqa: E402
 from engine.reader_preferences import preferences  # noqa: E402
 from engine.reader_rules import Utterance, extract  # noqa: E402
@@ -71,8 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--holdout", type=Path, default=HOLDOUT)
+    parser.add_argument("--write-weights", action="store_true",
+                        help="train on resources/preferences/disclosures.json and ship the weights")
     args = parser.parse_args(argv)
     embedder = Embedder()
+    if args.write_weights:
+        target = Path(__file__).resolve().parents[1] / "resources" / "preferences" / WEIGHTS
+        target.write_text(json.dumps(weights_record(embedder)) + "\n", encoding="utf-8")
+        print(f"wrote {target}")
     report = {"threshold": THRESHOLD, "cross_validation": cross_validate(embedder, training_data()),
               "holdout": holdout(embedder, args.holdout)}
     write_report(report, args.out, "bench.disclosures", argv)

@@ -20,6 +20,15 @@ measured. Reported per split:
 - the chat turn (embedded model's compact profile, and the full profile): how often it
   gives the governing preference, and how many preferences it gives per turn;
 - requests no preference governs: preferences given per turn.
+Then, in the shape of the outside set the issue describes, up to --isolated-n preferences per
+split told alone: each in its own vault, in its own chat among 12 filler chats, then its
+request (extraction, preference search hit@1/@5, plain dense hit@5, and the chat turn).
+
+    python -m bench.preferences --data bench/data/preferences_holdout.json --out bench/results/preferences_holdout.json
+
+bench/data/preferences_holdout.json (192 preferences, written apart from this code and
+never tuned on, with fillers that tell one-off events in the first person) has one split,
+"holdout": the figure that generalises.
 """
 from __future__ import annotations
 

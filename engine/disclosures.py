@@ -10,6 +10,7 @@ small talk. It is asked only about the user's own declarative sentences that no 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from importlib import resources as importlib_resources
@@ -22,6 +23,8 @@ import numpy as np
 THRESHOLD = 0.6
 _L2 = 1e-3
 _STEPS = 2000
+DATA = "disclosures.json"
+WEIGHTS = "disclosures_weights.json"
 
 
 class DisclosureClassifier:
@@ -31,10 +34,14 @@ class DisclosureClassifier:
     _lock = threading.Lock()
 
     def __init__(self, embedder, lasting: list[str] | None = None, passing: list[str] | None = None):
+        self.embedder = embedder
         if lasting is None or passing is None:
+            shipped = shipped_weights(embedder.fingerprint)
+            if shipped is not None:  # trained from the same sentences and embedder: no start-up cost
+                self.weights, self.bias = shipped
+                return
             data = training_data()
             lasting, passing = data["lasting"], data["passing"]
-        self.embedder = embedder
         x = embedder.encode(list(lasting) + list(passing))
         y = np.concatenate([np.ones(len(lasting)), np.zeros(len(passing))])
         self.weights, self.bias = fit(x, y)
@@ -55,9 +62,37 @@ class DisclosureClassifier:
         return [bool(p >= THRESHOLD) for p in self.probability(sentences)]
 
 
+def _resource(name: str) -> str:
+    return importlib_resources.files("resources.preferences").joinpath(name).read_text(encoding="utf-8")
+
+
 def training_data() -> dict:
-    return json.loads(importlib_resources.files("resources.preferences").joinpath("disclosures.json")
-                      .read_text(encoding="utf-8"))
+    return json.loads(_resource(DATA))
+
+
+def data_digest() -> str:
+    return hashlib.sha256(_resource(DATA).encode("utf-8")).hexdigest()
+
+
+def shipped_weights(fingerprint: str) -> tuple[np.ndarray, float] | None:
+    """The weights in resources, when they were trained on today's sentences with this embedder
+    (python -m bench.disclosures --write-weights; a test checks they are what training gives)."""
+    try:
+        shipped = json.loads(_resource(WEIGHTS))
+    except (OSError, ValueError):
+        return None
+    if shipped.get("fingerprint") != fingerprint or shipped.get("data_sha256") != data_digest():
+        return None
+    return np.array(shipped["weights"], dtype=np.float64), float(shipped["bias"])
+
+
+def weights_record(embedder) -> dict:
+    data = training_data()
+    x = embedder.encode(data["lasting"] + data["passing"])
+    y = np.concatenate([np.ones(len(data["lasting"])), np.zeros(len(data["passing"]))])
+    w, b = fit(x, y)
+    return {"fingerprint": embedder.fingerprint, "data_sha256": data_digest(),
+            "weights": [round(float(v), 8) for v in w], "bias": round(b, 8)}
 
 
 def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:

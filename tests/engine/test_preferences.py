@@ -143,3 +143,20 @@ def test_a_request_for_help_is_given_its_closest_preference_below_the_general_fl
             "How many ounces are in a cup?", now=WHEN)
         trivia.text()
         assert trivia.result.preferences == ()
+
+
+def test_the_shipped_classifier_weights_are_what_training_on_the_shipped_sentences_gives(embedder):
+    """The weights in resources are a cache of training, not a number to trust: retrain and compare."""
+    import numpy as np
+
+    from engine.disclosures import DisclosureClassifier, shipped_weights, training_data
+
+    shipped = shipped_weights(embedder.fingerprint)
+    assert shipped is not None, "run: python -m bench.disclosures --write-weights --out /tmp/d.json"
+    data = training_data()
+    trained = DisclosureClassifier(embedder, data["lasting"], data["passing"])
+    probe = data["lasting"][:20] + data["passing"][:20]
+    x = embedder.encode(probe)
+    fresh = 1 / (1 + np.exp(-(x @ trained.weights + trained.bias)))
+    cached = 1 / (1 + np.exp(-(x @ shipped[0] + shipped[1])))
+    assert np.abs(fresh - cached).max() < 1e-3
