@@ -45,7 +45,7 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((style, re.compile(patter
                    r"|money'?s tight|tight on money|on a (?:tight )?budget|prepaid|religious|objection|my visa"
                    r"|i'?m based in|work weekends|newborn|my kids are|stuck with|all i'?ve got is|limited"
                    r"|i can'?t do|i don'?t do|i need (?:a|an|my|to have)|i have to|i must|off the table|not allowed"
-                   r"|doctor (?:says|told)|medication|can only|can'?t \w+|only (?:use|eat|get|do|work|travel|afford|go|have|wear)"
+                   r"|doctor (?:says|told)|medication|can only|can'?t (?!wait|believe|remember|thank|tell|decide|find|stop|help)\w+|only (?:use|eat|get|do|work|travel|afford|go|have|wear)"
                    r"|(?:doesn'?t|don'?t|won'?t) work for me|put me on|my (?:doctor|gp|cardiologist|physio|therapist)"
                    r"|my \w+ (?:is|are) (?:only|just|too|almost|nearly|tiny|small)|so no \w+|i have (?:a |an )?(?:\w+ )?"
                    r"(?:condition|disorder|syndrome|sensitive skin|adhd|autism|asthma|arthritis|migraines?|skin|stomach|back|knees?)"
