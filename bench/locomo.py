@@ -42,6 +42,10 @@ VARIANTS = {
     "speaker_0.2": SearchParams(speaker_boost=0.2),
     "speaker_1.0": SearchParams(speaker_boost=1.0),
     "session_0.8": SearchParams(session_decay=0.8),
+    "feedback_0.5": SearchParams(feedback=0.5),
+    "feedback_1.0": SearchParams(feedback=1.0),
+    "feedback_1.0_top5": SearchParams(feedback=1.0, feedback_top=5),
+    "feedback_2.0": SearchParams(feedback=2.0),
 }
 
 

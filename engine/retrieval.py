@@ -48,6 +48,13 @@ class SearchParams:
     # Each further turn from a session already in the results counts this much less, so the
     # evidence of a question that gathers across conversations is not crowded out by one.
     session_decay: float = 1.0
+    # Pseudo-relevance feedback (Rocchio): the query vector moved toward the mean of the first
+    # `feedback_top` results' vectors, searched again and fused with this weight (0: off). What a
+    # multi-hop question gathers ("What activities does Melanie do?") is said in turns that
+    # resemble each other more than they resemble the question.
+    feedback: float = 0.0
+    feedback_top: int = 3
+    feedback_beta: float = 0.7
 
 
 @dataclass
@@ -203,6 +210,8 @@ def search(conn: apsw.Connection, query_plan: QueryPlan, qvec: np.ndarray | None
                 cand.signals["time"] = 1.0
     if not pool:
         return []
+    if use_vectors and params.feedback > 0:
+        _feed_back(conn, pool, qvec, f, n, since, until, params)
     _spread_over_graph(conn, pool, params.graph)
     ranked_pool = sorted(pool.values(), key=lambda c: c.score, reverse=True)
     # A `keep` filter may drop many candidates (a chat drops the assistant's own turns): read further.
@@ -270,6 +279,25 @@ def _reweigh(cands: list[tuple[_Candidate, MemoryItem]], query: str,
         cand.score = score
         out.append((cand, item))
     return out
+
+
+def _feed_back(conn: apsw.Connection, pool: dict[int, _Candidate], qvec: np.ndarray, f: Filters, n: int,
+               since, until, params: SearchParams) -> None:
+    """Rocchio feedback from the best candidates so far (see SearchParams.feedback)."""
+    top = [c.rowid for c in sorted(pool.values(), key=lambda c: c.score, reverse=True)[: params.feedback_top]]
+    found = vectors.vectors_of(conn, top)
+    if not found:
+        return
+    moved = qvec + params.feedback_beta * np.mean(list(found.values()), axis=0)
+    moved = moved / (np.linalg.norm(moved) or 1.0)
+    ranked = [(r, 1.0 - d) for r, d in _vector(conn, moved, f, n, since, until) if 1.0 - d >= params.min_similarity]
+    if not ranked:
+        return
+    top_score, bottom = ranked[0][1], ranked[-1][1]
+    for rowid, raw in ranked:
+        cand = pool.setdefault(rowid, _Candidate(rowid))
+        cand.score += params.feedback * ((raw - bottom) / (top_score - bottom) if top_score > bottom else 1.0)
+        cand.signals.setdefault("feedback", raw)
 
 
 def _spread_over_graph(conn: apsw.Connection, pool: dict[int, _Candidate], share: float) -> None:
