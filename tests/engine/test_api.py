@@ -390,3 +390,22 @@ def test_concurrent_writer_and_searcher(mem):
     indexed(mem)
     assert mem.stats()["pending_embeddings"] == 0
     assert len(mem.search("gardening note", k=500)) == 200
+
+
+def test_feedback_search_reaches_what_resembles_the_best_results(mem):
+    """Rocchio feedback (off by default, measured in bench.locomo): the second vector search runs
+    from the best results, so a memory like them but unlike the question is reached."""
+    from engine.retrieval import SearchParams
+
+    for text in ["Melanie took the kids camping by the lake last summer.",
+                 "Melanie loves pottery; she made a bowl in her class.",
+                 "Melanie painted a sunrise over the water.",
+                 "The quarterly tax forms are due in April."]:
+        mem.add(text)
+    mem.wait_indexed()
+    question = "What does Melanie do for fun?"
+    plain = mem.search(question, k=4)
+    fed = mem.search(question, k=4, params=SearchParams(feedback=1.0))
+    assert any("feedback" in h.signals for h in fed) and not any("feedback" in h.signals for h in plain)
+    assert all(0.15 <= h.signals["feedback"] <= 1.0 for h in fed if "feedback" in h.signals)
+    assert fed[0].item.memory.startswith("Melanie")
