@@ -2,11 +2,13 @@
 
 MemReader's preference rules (engine.reader_preferences) catch a preference by how it is
 said: "I can't stand", "every morning", "I'm allergic". People also say them with no cue at
-all: "Mushrooms are a hard no for me", "The bus commute is my only study time". This is a
-logistic regression on the sentence's MiniLM embedding, trained at first use (a few hundred
-sentences, under a second) on resources/preferences/disclosures.json: sentences that state
-something lasting about the speaker against one-off events, passing states, questions and
-small talk. It is asked only about the user's own declarative sentences that no rule took.
+all: "Spicy food and I have never got along", "The bus commute is my only study time". This
+is a logistic regression on the sentence's MiniLM embedding, trained on
+resources/preferences/disclosures.json: sentences that state something lasting about the
+speaker against one-off events, passing states, questions and small talk. The weights beside
+it are that training's result for the shipped embedder; another embedder trains at first use
+(about 5 s on two cores). It is asked only about the user's own declarative sentences that no
+rule took.
 """
 from __future__ import annotations
 

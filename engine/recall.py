@@ -51,7 +51,7 @@ _PERSONAL = re.compile(
     r"^(?:(?:so|and|but|ok|okay|hey|remind me)[,\s]+)*(?:what|what's|whats|which|who|who's|whose|where|where's|when"
     r"|when's|how\s+(?:old|much|many|far|long|often|tall|big)|do\s+i|did\s+i|am\s+i|have\s+i|was\s+i|is\s+my|are\s+my"
     r"|does\s+my|did\s+my|was\s+my|were\s+my)\b", re.I)
-_ADVICE = re.compile(r"\b(?:should|could|would|shall|might|can)\s+(?:i|we)\b|\bwhat\s+(?:to|if)\b|\b(?:do|can|could|would)\s+"
+_ADVICE = re.compile(r"\b(?:should|could|would|shall|might|can)\s+(?:i|we|my|our)\b|\bwhat\s+(?:to|if)\b|\b(?:do|can|could|would)\s+"
                      r"you\b|\b(?:recommend|suggest|idea|ideas|tips|advice)\b|\b(?:a|an|some)\s+(?:good|nice|great|fun|new)\b", re.I)
 _FIRST_PERSON = re.compile(r"\b(?:i|my|me|mine|myself|i'm|i've)\b", re.I)
 _HELP = re.compile(r"^(?:(?:hey|ok|okay|so|also|please|now|right)[,\s]+)*(?:plan|suggest|recommend|pick|choose|find|help"

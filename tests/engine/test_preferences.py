@@ -129,6 +129,9 @@ def test_a_request_for_help_is_given_its_closest_preference_below_the_general_fl
 
     assert asks_for_help("Plan my Saturday in Lisbon.") and asks_for_help("What's a good film for tonight?")
     assert not asks_for_help("How many ounces are in a cup?") and not asks_for_help("What is my sister called?")
+    # Advice for someone of the user's is not a question about a fact: its preferences are not
+    # held to the words a personal question asks about.
+    assert asks_for_help("Which messaging app should my family use?")
     mem.add("Sam can't stand crowds and queues.", memory_type=MemoryType.PREFERENCE)
     mem.wait_indexed()
     request = "Plan my Saturday in Lisbon."
