@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from importlib import resources as importlib_resources
 
 import numpy as np
+
+from engine.embed import PerEmbedder
 
 # Probability above which a sentence is taken as lasting. Chosen by 5-fold cross-validation
 # on the training sentences (python -m bench.disclosures): the lowest threshold at which
@@ -29,11 +30,9 @@ DATA = "disclosures.json"
 WEIGHTS = "disclosures_weights.json"
 
 
-class DisclosureClassifier:
+class DisclosureClassifier(PerEmbedder):
     """Trained once per embedder (its fingerprint) and kept in memory."""
 
-    _cache: dict[str, "DisclosureClassifier"] = {}
-    _lock = threading.Lock()
 
     def __init__(self, embedder, lasting: list[str] | None = None, passing: list[str] | None = None):
         self.embedder = embedder
@@ -47,13 +46,6 @@ class DisclosureClassifier:
         x = embedder.encode(list(lasting) + list(passing))
         y = np.concatenate([np.ones(len(lasting)), np.zeros(len(passing))])
         self.weights, self.bias = fit(x, y)
-
-    @classmethod
-    def for_embedder(cls, embedder) -> "DisclosureClassifier":
-        with cls._lock:
-            if embedder.fingerprint not in cls._cache:
-                cls._cache[embedder.fingerprint] = cls(embedder)
-            return cls._cache[embedder.fingerprint]
 
     def probability(self, sentences: list[str]) -> np.ndarray:
         if not sentences:

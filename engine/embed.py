@@ -89,3 +89,23 @@ class Embedder:
         # and two batches at once would only share the same cores.
         with self._encode_lock:
             return model.encode(list(texts), batch_size=self.batch_size)
+
+
+class PerEmbedder:
+    """Something computed from an embedder's vectors (a table's vectors, a trained probe): built
+    once per embedder, by its fingerprint, and kept for the process. Subclasses take the
+    embedder as their only constructor argument."""
+
+    _lock = threading.Lock()
+    _instances: dict[str, "PerEmbedder"]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._instances = {}
+
+    @classmethod
+    def for_embedder(cls, embedder):
+        with PerEmbedder._lock:
+            if embedder.fingerprint not in cls._instances:
+                cls._instances[embedder.fingerprint] = cls(embedder)
+            return cls._instances[embedder.fingerprint]

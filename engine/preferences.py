@@ -18,13 +18,14 @@ bench/data/preferences.json; figures in docs/benchmarks.md).
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from importlib import resources as importlib_resources
 
 import numpy as np
 
 from engine.cube import MemoryItem, MemoryType
+from engine.embed import PerEmbedder
+
 BRIDGE_WEIGHT = 0.5
 APPLIES_TO = 8  # kinds of request a preference is taken to apply to
 MAX_PREFERENCES = 5000  # scored at once; a person states far fewer
@@ -38,11 +39,9 @@ class ScoredPreference:
     bridge: float  # closeness to a consideration of the request's kind (0 without the table)
 
 
-class Considerations:
+class Considerations(PerEmbedder):
     """The table's vectors, computed once per embedder (a few seconds) and kept in memory."""
 
-    _cache: dict[str, "Considerations"] = {}
-    _lock = threading.Lock()
 
     def __init__(self, embedder):
         data = json.loads(importlib_resources.files("resources.preferences")
@@ -60,13 +59,6 @@ class Considerations:
         self.phrase_vectors = embedder.encode(phrases)
         self.count = len(self.situations)
         self._applies: dict[tuple[str, int], np.ndarray] = {}  # (memory id, version) -> situation indices
-
-    @classmethod
-    def for_embedder(cls, embedder) -> "Considerations":
-        with cls._lock:
-            if embedder.fingerprint not in cls._cache:
-                cls._cache[embedder.fingerprint] = cls(embedder)
-            return cls._cache[embedder.fingerprint]
 
     def _by_situation(self, scores: np.ndarray, owner: np.ndarray) -> np.ndarray:
         """Best score per situation for each row of `scores` (columns belong to `owner` situations)."""

@@ -106,8 +106,11 @@ def test_passing_states_and_one_off_events_are_not_preferences(said):
 
 def test_the_disclosure_classifier_takes_what_lasts_by_meaning(embedder):
     from engine.disclosures import DisclosureClassifier
+    from engine.preferences import Considerations
 
     classifier = DisclosureClassifier.for_embedder(embedder)
+    assert DisclosureClassifier.for_embedder(embedder) is classifier  # one per embedder, per kind
+    assert not isinstance(Considerations.for_embedder(embedder), DisclosureClassifier)
     lasting, passing = "Spicy food and I have never got along.", "My train is ten minutes late, ugh."
     assert style_of(lasting) is None  # no cue word: only meaning can tell
     p_lasting, p_passing = classifier.probability([lasting, passing])
@@ -125,7 +128,11 @@ def test_a_message_that_gave_a_fact_becomes_a_preference_only_by_a_cue_word():
 
 
 def test_a_request_for_help_is_given_its_closest_preference_below_the_general_floor(mem):
-    from engine.recall import HELP_PREFERENCE_SCORE, REQUEST_PREFERENCE_SCORE, asks_for_help
+    from engine.recall import (
+        HELP_PREFERENCE_SCORE,
+        REQUEST_PREFERENCE_SCORE,
+        asks_for_help,
+    )
 
     assert asks_for_help("Plan my Saturday in Lisbon.") and asks_for_help("What's a good film for tonight?")
     assert not asks_for_help("How many ounces are in a cup?") and not asks_for_help("What is my sister called?")
