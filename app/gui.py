@@ -22,8 +22,10 @@ from app.change_bridge import ChangeBridge
 from app.chat_controller import ChatController, wire_endpoint_fields
 from app.embedding_status import EmbeddingProgress
 from app.folder_watching import FolderWatching
+from app.gui_autostart import LoginStart, login_args
 from app.gui_backup import Backups, PendingRestore
 from app.gui_models import ModelChoices
+from app.gui_training import TrainingInstaller
 from app.model_downloads import ModelDownloads
 from app.scheduler_thread import SchedulerThread
 from engine.api import Memory
@@ -139,7 +141,7 @@ class AdapterBridge(QObject):
 
 class DesktopApp(QObject):
     def __init__(self, qt_app: QApplication, mem: Memory, paths: ProfilePaths,
-                 store: settings_store.SettingsStore | None = None):
+                 store: settings_store.SettingsStore | None = None, *, explicit_data_dir: str | None = None):
         super().__init__()
         self.qt_app = qt_app
         self.mem = mem
@@ -173,6 +175,8 @@ class DesktopApp(QObject):
         self.timeline.setWindowTitle("Timeline — MemDesk")
         self.folders = FolderWatching(mem, self)
         self.backups = Backups(mem, self.runner, self.restore_ready)
+        self.login_start = LoginStart(login_args(paths.name, explicit_data_dir))  # opens this profile at login
+        self.training_installer = TrainingInstaller()  # Settings ▸ Learned preferences ▸ Install
         self.pending_restore: PendingRestore | None = None  # cmd_gui restores it once the vault is closed
         self.embedding = EmbeddingProgress(mem, self.runner, self.window.status_line, self)
         self.settings_view: SettingsDialog | None = None  # the Settings dialog, while one is open
@@ -319,6 +323,7 @@ class DesktopApp(QObject):
         """Stop every thread that uses the vault, then close it. Pending extraction jobs stay
         queued in the vault for the next start."""
         self.downloads.shutdown()  # a download in progress keeps its part file and resumes next time
+        self.training_installer.stop()
         self.change_bridge.close()
         self.folders.stop()
         if not self.scheduler_thread.stop():
@@ -422,6 +427,7 @@ class DesktopApp(QObject):
         dialog.set_folder_states(self.folders.current)
         self.settings_view = dialog
         self.backups.wire(dialog.backup)
+        self.login_start.wire(dialog.login_start)
         dialog.settingsChanged.connect(self.apply_settings)
         dialog.exportRequested.connect(lambda path: self.export_memories(path, dialog))
         dialog.importRequested.connect(lambda path: self.import_memories(path, dialog))
@@ -434,11 +440,23 @@ class DesktopApp(QObject):
 
             from engine.parametric.nightly import missing_training_packages
 
+            from app import training_install
+
             trainer = "mlx" if self.chat.model_path is not None and self.chat.model_path.is_dir() else "torch"
+            missing = tuple(missing_training_packages(trainer))
+            install = training_install.plan(trainer) if missing else None
+            note = install if isinstance(install, str) else (
+                f"“Install training component” adds it to this installation ({install.size_note})." if install
+                else "")
             adapters = AdaptersView(self.mem, self.runner, model.info.fingerprint, model.info.name, dialog,
-                                    missing=tuple(missing_training_packages(trainer)))
+                                    missing=missing, install_note=note,
+                                    installable=isinstance(install, training_install.InstallPlan))
             adapters.activeChanged.connect(self.chat.load_model)
             adapters.trainRequested.connect(self.train_adapter_now)
+            if isinstance(install, training_install.InstallPlan):
+                adapters.installRequested.connect(lambda: self.training_installer.start(install))
+                self.training_installer.step.connect(adapters.install_step)
+                self.training_installer.finished.connect(adapters.install_finished)
             dialog.tabs.addTab(adapters, "Learned preferences")
             dialog.adapters = adapters
             self.adapters_view = adapters
@@ -504,6 +522,8 @@ def make_qt_app(argv: list[str]) -> QApplication:
     app = QApplication.instance() or QApplication(argv)
     app.setApplicationName("MemDesk")
     app.setOrganizationName("MemDesk")
+    # Matches the installed memdesk.desktop, so docks and Wayland show MemDesk's name and icon.
+    app.setDesktopFileName("memdesk")
     app.setStyle("Fusion")
     app.setWindowIcon(QIcon(str(ICON)))
     return app

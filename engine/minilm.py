@@ -104,6 +104,8 @@ class MiniLM:
         self.tokenizer.enable_truncation(max_length=min(self.config.max_seq_length, self.config.max_positions))
         # Linear layers as (in, out) once, so every product is x @ W without a transpose per call.
         self._layers = [self._layer(i) for i in range(self.config.layers)]
+        # The layers hold their own (transposed) copies; the originals would be 43 MB kept for nothing.
+        self.w = {name: value for name, value in self.w.items() if not name.startswith("encoder.layer.")}
 
     @property
     def dim(self) -> int:

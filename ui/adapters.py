@@ -4,8 +4,8 @@ the previous one in one click, switch them off, or ask for a training run now.""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from engine.api import Memory
 from engine.parametric.registry import Adapter, AdapterRegistry
@@ -26,9 +26,11 @@ def _gate_cells(adapter: Adapter) -> tuple[str, str]:
 class AdaptersView(QWidget):
     activeChanged = Signal()  # the app reloads the chat model with the new adapter (or none)
     trainRequested = Signal()
+    installRequested = Signal()  # the app installs the training component (app/training_install.py)
 
     def __init__(self, mem: Memory, runner: TaskRunner, base_fingerprint: str, base_name: str,
-                 parent: QWidget | None = None, missing: tuple[str, ...] = ()):
+                 parent: QWidget | None = None, missing: tuple[str, ...] = (), install_note: str = "",
+                 installable: bool = False):
         super().__init__(parent)
         self.setObjectName("adaptersView")
         self.registry = AdapterRegistry(mem.db)
@@ -69,15 +71,47 @@ class AdaptersView(QWidget):
         self.message = QLabel(objectName="adaptersMessage")
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
+        self.install_button = QPushButton("Install training component", objectName="installTraining",
+                                          clicked=self._install_clicked)
+        self.install_progress = QProgressBar(objectName="installProgress")
+        self.install_progress.setRange(0, 0)  # pip gives no overall fraction: busy, with its current step below
+        install_row = QHBoxLayout()
+        install_row.addWidget(self.install_button)
+        install_row.addWidget(self.install_progress, 1)
+        layout.addLayout(install_row)
+        self.install_progress.hide()
         self.missing = tuple(missing)
+        self.install_button.setVisible(bool(self.missing) and installable)
         if self.missing:  # an install without the optional training component
             self.train_button.setEnabled(False)
             self.message.setText(
                 f"Learning preferences needs MemDesk's optional training component ({', '.join(self.missing)}), "
                 "which this installation does not have. Everything else works without it, and adapters you "
-                "already have keep working. An installation made with pip gets it through MemDesk's “train” "
-                "extra (about 1 GB: torch for the CPU).")
+                f"already have keep working. {install_note}")
         self.refresh()
+
+    def _install_clicked(self) -> None:
+        self.install_button.setEnabled(False)
+        self.install_progress.show()
+        self.message.setText("Installing the training component…")
+        self.installRequested.emit()
+
+    def install_step(self, text: str) -> None:
+        self.message.setText(f"Installing the training component…\n{text}")
+
+    def install_finished(self, error: str) -> None:
+        """`error` is empty when the component is in place."""
+        self.install_progress.hide()
+        if error:
+            self.install_button.setEnabled(True)
+            self.message.setText(for_gui(error))
+            return
+        self.missing = ()
+        self.install_button.hide()
+        self.train_button.setEnabled(True)
+        self.message.setText("The training component is installed. Adapters are trained in the nightly window, "
+                             "or now with “Train now”.")
+        self._update_buttons()
 
     def refresh(self) -> None:
         self.runner.read(lambda: self.registry.list(self.base), self._show, self._failed)

@@ -7,6 +7,8 @@ paths through the `validate_model` callable it hands in (ui/ may not import engi
 it gets a path, or "" for the embedded default, and returns None or what to fix),
 and runs exports/imports on its runner when `exportRequested`/`importRequested` arrive,
 reporting back through `show_exchange_result`.
+"Start MemDesk at login" (Scheduler page, ui/settings_login.py) is the one exception to
+OK/Apply: the app writes the OS's login entry as soon as it is ticked.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ui.settings_endpoint import EndpointFields
 from ui.settings_backup import BackupBox
 from ui.settings_folders import decorate as decorate_folder
 from ui.settings_layout import FormGrid, hour_combo, hrow, muted, named_page
+from ui.settings_login import LoginStartBox
 from ui.settings_models import ModelsPage
 from ui.settings_model import (BACKEND_CHOICES, CONTEXT_CHOICES, DEFAULT_MODEL_NAME, AppSettings, SettingsInfo, data_dir_problem,
                                folder_problem, nightly_problem, normalise_folder)
@@ -229,7 +232,11 @@ class SettingsDialog(QDialog):
         window = hrow(self.nightly_start, QLabel("to"), self.nightly_end, stretch=None)
         window.addStretch(1)
         self.scheduler_message = self._wrapping_label("schedulerMessage")
+        self.login_start = LoginStartBox(page)  # the app wires it (app/gui_autostart.py); applies at once
         form = FormGrid(page)
+        form.add(self.login_start.checkbox)
+        form.add("", self.login_start.note)
+        form.add("", self.login_start.error)
         form.add(self.scheduler_enabled)
         form.add("", self._note("Between chats MemDesk fetches the memories your next question will "
                                 "likely need and precomputes the model's state, so answers start sooner. "

@@ -59,10 +59,11 @@ class RemoteFile:
     size: int
     sha256: str | None  # large (LFS) files: the sha256 the Hub publishes
     git_sha1: str | None  # small files kept in git: their blob id, sha1("blob N\0" + bytes)
+    direct_url: str | None = None  # a file from elsewhere than the Hub (a wheel on PyPI)
 
     @property
     def url(self) -> str:
-        return resolve_url(self.repo, self.filename, self.commit or self.revision)
+        return self.direct_url or resolve_url(self.repo, self.filename, self.commit or self.revision)
 
 
 def endpoint() -> str:
