@@ -15,7 +15,7 @@ from pathlib import Path
 import shiboken6
 from PySide6.QtCore import QEventLoop, QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon
-from PySide6.QtWidgets import QApplication, QSplashScreen, QWidget
+from PySide6.QtWidgets import QApplication, QWidget
 
 from app import first_run, settings_store
 from app.change_bridge import ChangeBridge
@@ -42,6 +42,7 @@ from ui.chat_window import MainWindow
 from ui.conflicts import ConflictsView
 from ui.settings import AppSettings, SettingsDialog, SettingsInfo
 from ui.settings_folders import summary as folder_summary
+from ui.splash import Splash
 from ui.tasks import TaskRunner
 from ui.window_sizes import ensure_readable
 from ui.timeline import TimelineView
@@ -99,7 +100,7 @@ def _open(paths: ProfilePaths, passphrase, embedder) -> Memory:
     return Memory.open(paths.data_dir, profile=paths.name, passphrase=passphrase, embedder=embedder)
 
 
-def open_vault(paths: ProfilePaths, splash: QSplashScreen | None = None, *, embedder=True,
+def open_vault(paths: ProfilePaths, splash: Splash | None = None, *, embedder=True,
                known: str | None = None) -> Memory | None:
     """Unlock dialog loop; None when the person cancels. With no dialog needed (the key is in
     the OS keyring, or MEMDESK_PASSPHRASE is set) the vault opens directly; a MEMDESK_PASSPHRASE
@@ -119,7 +120,7 @@ def open_vault(paths: ProfilePaths, splash: QSplashScreen | None = None, *, embe
                 return None
             provider = lambda confirm, secret=secret: secret  # noqa: E731
         if splash is not None:
-            splash.showMessage("Opening your memories…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
+            splash.showMessage("Opening your memories…")
         try:
             return wait_for(_open, paths, provider, embedder)
         except WrongKeyError as exc:

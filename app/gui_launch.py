@@ -7,7 +7,7 @@ import sys
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication, QMessageBox, QSplashScreen
+from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import first_run, logs, settings_store, startup_probe
 from app.gui import ICON, DesktopApp, ask_passphrase, make_qt_app, open_vault
@@ -19,6 +19,7 @@ from app.system_libraries import missing_message, missing_xcb_packages, uses_xcb
 from engine.errors import MemDeskError
 from engine.paths import ProfilePaths
 from ui.messages import for_gui
+from ui.splash import Splash
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
@@ -52,7 +53,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
     instance.activated.connect(lambda: desktop.activate() if desktop is not None else _raise_visible())
     instance.captureRequested.connect(lambda: desktop.capture.open_capture() if desktop is not None
                                       else _raise_visible())
-    splash = QSplashScreen(QIcon(str(ICON)).pixmap(128, 128))
+    splash = Splash(QIcon(str(ICON)).pixmap(128, 128))
     known, message = None, ""
     try:
         while True:  # once, unless a backup is restored from Settings: then again, on the restored vault
@@ -90,7 +91,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         instance.release()
 
 
-def _restore(paths: ProfilePaths, pending: PendingRestore, splash: QSplashScreen,
+def _restore(paths: ProfilePaths, pending: PendingRestore, splash: Splash,
              instance: SingleInstance) -> tuple[str | None, str]:
     """The vault is closed: swap the backup in. Returns (the new vault passphrase if one was
     chosen, what to say once the app is open again). A failure leaves the profile as it was."""
@@ -103,7 +104,7 @@ def _restore(paths: ProfilePaths, pending: PendingRestore, splash: QSplashScreen
         return secret
 
     splash.show()
-    splash.showMessage("Restoring your backup…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
+    splash.showMessage("Restoring your backup…")
     try:
         report = finish_restore(paths, pending, env_or(ask_new))
     except MemDeskError as exc:
