@@ -46,7 +46,7 @@ class TrainingInstaller(QObject):
         return True
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """At quit: stop pip (a half-done pip install is rolled back by pip itself)."""
+        """At quit: stop pip, interrupted as by Ctrl+C so that it rolls back what it had half installed."""
         self.cancel.set()
         if self._thread is not None:
             self._thread.join(timeout_s)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -93,7 +94,7 @@ def run(install: InstallPlan, on_line: Callable[[str], None], cancel: threading.
             tail = (tail + [line])[-12:]
             on_line(line)
             if cancel is not None and cancel.is_set():
-                proc.kill()
+                _interrupt(proc)
                 break
         code = proc.wait()
     finally:
@@ -108,6 +109,19 @@ def run(install: InstallPlan, on_line: Callable[[str], None], cancel: threading.
         space = " Free some disk space first." if "No space left" in "\n".join(tail) else ""
         raise TrainingInstallError(f"The training component could not be installed: {reason}.{space} Check the "
                                    "internet connection and try again; the log has pip's full output.")
+
+
+def _interrupt(proc: subprocess.Popen) -> None:
+    """Stop pip as Ctrl+C would, so it rolls back a half-installed package; kill it if it lingers.
+    (On Windows a console signal would reach MemDesk's own process group too: pip is killed.)"""
+    if sys.platform == "win32":
+        proc.kill()
+        return
+    try:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(15)
+    except (OSError, subprocess.TimeoutExpired):
+        proc.kill()
 
 
 def describe(line: str) -> str:
