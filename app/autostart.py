@@ -171,14 +171,7 @@ def desktop_entry(launch: Launch) -> str:
 
 
 def write_desktop_entry(launch: Launch, config_home: Path) -> Path:
-    path = desktop_entry_path(config_home)
-    data = _encoded(lambda: desktop_entry(launch).encode("utf-8"), launch)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _replace(path, data)
-    except OSError as exc:
-        raise _write_error(path, exc) from exc
-    return path
+    return _write_entry(desktop_entry_path(config_home), lambda: desktop_entry(launch).encode("utf-8"), launch)
 
 
 def remove_desktop_entry(config_home: Path) -> None:
@@ -225,8 +218,13 @@ def launch_agent(launch: Launch) -> dict[str, object]:
 
 
 def write_launch_agent(launch: Launch, home: Path) -> Path:
-    path = launch_agent_path(home)
-    data = _encoded(lambda: plistlib.dumps(launch_agent(launch), fmt=plistlib.FMT_XML), launch)
+    return _write_entry(launch_agent_path(home),
+                        lambda: plistlib.dumps(launch_agent(launch), fmt=plistlib.FMT_XML), launch)
+
+
+def _write_entry(path: Path, render: Callable[[], bytes], launch: Launch) -> Path:
+    """Write a login entry whole, in its folder made if needed; errors say what to fix."""
+    data = _encoded(render, launch)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _replace(path, data)

