@@ -7,7 +7,7 @@ always spent; it was 40% of MemDesk's start (bench.bundle). This paints at once 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QGuiApplication, QPixmap
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 
@@ -31,5 +31,11 @@ class Splash(QWidget):
             self.repaint()
 
     def show(self) -> None:
+        self.adjustSize()
+        screen = QGuiApplication.primaryScreen()
+        if screen is not None:  # centred, where QSplashScreen put itself
+            frame = self.frameGeometry()
+            frame.moveCenter(screen.availableGeometry().center())
+            self.move(frame.topLeft())
         super().show()
         self.repaint()

@@ -58,3 +58,5 @@ def test_the_splash_shows_its_message(qtbot):
     splash.show()
     splash.showMessage("Opening your memories…")
     assert splash.isVisible() and splash.message.text() == "Opening your memories…"
+    screen = splash.screen().availableGeometry()
+    assert abs(splash.frameGeometry().center().x() - screen.center().x()) <= 2  # centred, like QSplashScreen
