@@ -6,9 +6,13 @@ Qt has no global shortcuts, so each window system is asked directly, through cty
   modifiers. Another program holding the same keys makes the grab fail with BadAccess: then
   MemDesk says so and keeps the in-window shortcut.
 - Windows: RegisterHotKey on a thread with its own message loop.
-- Wayland and macOS: no API a plain app may use; people bind `memdesk capture` in their
-  desktop's shortcut settings (README).
-`pressed` is called on the listening thread; the app forwards it to the GUI thread.
+- macOS: Carbon's RegisterEventHotKey, still the way to a desktop-wide key that needs no
+  Accessibility permission. Carbon hands hot keys to the main thread's event loop, which Qt's
+  Cocoa loop runs, so there is no thread of ours.
+- Wayland: no API a plain app may use; people bind `memdesk capture` in their desktop's
+  shortcut settings (README).
+`pressed` is called on the listening thread (the GUI thread on macOS); the app forwards it to
+the GUI thread, which from the GUI thread itself is a direct call.
 """
 from __future__ import annotations
 
@@ -173,17 +177,115 @@ class WindowsHotkey:
             self._thread.join(5)
 
 
+def four_char_code(text: str) -> int:
+    """Carbon's OSType/FourCharCode: four ASCII characters read as one big-endian number."""
+    code = text.encode("ascii")
+    if len(code) != 4:
+        raise ValueError(f"a FourCharCode has four characters, not {text!r}")
+    return int.from_bytes(code, "big")
+
+
+class EventTypeSpec(ctypes.Structure):
+    _fields_ = [("eventClass", ctypes.c_uint32), ("eventKind", ctypes.c_uint32)]
+
+
+class EventHotKeyID(ctypes.Structure):
+    _fields_ = [("signature", ctypes.c_uint32), ("id", ctypes.c_uint32)]
+
+
+class MacHotkey:
+    """Ctrl+Shift+Space through Carbon's RegisterEventHotKey, delivered on the GUI thread."""
+
+    CARBON = "/System/Library/Frameworks/Carbon.framework/Carbon"
+    _VK_SPACE = 49  # kVK_Space: a key position, the same on every layout
+    # Qt reads "Ctrl" as Command on macOS, but Carbon is given keys, not Qt's names: the physical
+    # Control key is the one the text "Ctrl+Shift+Space" names to the person.
+    _CONTROL_KEY, _SHIFT_KEY = 0x1000, 0x0200
+    _EVENT_HOTKEY_PRESSED = 5
+    _HOTKEY_EXISTS = -9878  # eventHotKeyExistsErr
+    _SIGNATURE = "MmDk"  # tells MemDesk's hot keys from others' in Carbon's table
+
+    def __init__(self, pressed: Callable[[], None]):
+        self.pressed = pressed
+        self._carbon = None
+        self._handler = None  # the ctypes callback must outlive the registration
+        self._handler_ref = ctypes.c_void_p()
+        self._hotkey_ref = ctypes.c_void_p()
+
+    def _load(self):
+        carbon = ctypes.CDLL(self.CARBON)
+        carbon.GetApplicationEventTarget.restype = ctypes.c_void_p
+        carbon.GetApplicationEventTarget.argtypes = []
+        carbon.InstallEventHandler.restype = ctypes.c_int32
+        carbon.InstallEventHandler.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ulong,
+                                               ctypes.POINTER(EventTypeSpec), ctypes.c_void_p,
+                                               ctypes.POINTER(ctypes.c_void_p)]
+        carbon.RemoveEventHandler.restype = ctypes.c_int32
+        carbon.RemoveEventHandler.argtypes = [ctypes.c_void_p]
+        carbon.RegisterEventHotKey.restype = ctypes.c_int32
+        carbon.RegisterEventHotKey.argtypes = [ctypes.c_uint32, ctypes.c_uint32, EventHotKeyID, ctypes.c_void_p,
+                                               ctypes.c_uint32, ctypes.POINTER(ctypes.c_void_p)]
+        carbon.UnregisterEventHotKey.restype = ctypes.c_int32
+        carbon.UnregisterEventHotKey.argtypes = [ctypes.c_void_p]
+        return carbon
+
+    def start(self) -> str:
+        """Register the keys; "" on success, else why not (said to the person)."""
+        if sys.platform != "darwin":
+            return "Carbon hot keys exist only on macOS"
+        try:
+            carbon = self._load()
+        except (OSError, AttributeError) as exc:  # no Carbon, or one without these symbols
+            return f"the Carbon framework could not be used ({exc})"
+        handler_type = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+        def on_hotkey(_call_ref, _event, _user_data) -> int:
+            try:
+                self.pressed()
+            except Exception:  # noqa: BLE001 - an exception cannot travel back through Carbon
+                log.exception("the quick-capture shortcut's handler failed")
+            return 0  # noErr
+
+        self._handler = handler_type(on_hotkey)
+        self._carbon = carbon
+        target = carbon.GetApplicationEventTarget()
+        if not target:
+            return "macOS gave no application event target"
+        spec = EventTypeSpec(four_char_code("keyb"), self._EVENT_HOTKEY_PRESSED)
+        status = carbon.InstallEventHandler(target, self._handler, 1, ctypes.byref(spec), None,
+                                            ctypes.byref(self._handler_ref))
+        if status:
+            self.stop()
+            return f"macOS refused the shortcut's event handler (error {status})"
+        status = carbon.RegisterEventHotKey(self._VK_SPACE, self._CONTROL_KEY | self._SHIFT_KEY,
+                                            EventHotKeyID(four_char_code(self._SIGNATURE), 1), target, 0,
+                                            ctypes.byref(self._hotkey_ref))
+        if status:
+            self.stop()
+            return ("another program already uses Ctrl+Shift+Space" if status == self._HOTKEY_EXISTS
+                    else f"macOS refused the shortcut (error {status})")
+        return ""
+
+    def stop(self) -> None:
+        if self._hotkey_ref.value:
+            self._carbon.UnregisterEventHotKey(self._hotkey_ref.value)
+            self._hotkey_ref = ctypes.c_void_p()
+        if self._handler_ref.value:
+            self._carbon.RemoveEventHandler(self._handler_ref.value)
+            self._handler_ref = ctypes.c_void_p()
+
+
 def start(pressed: Callable[[], None], platform_name: str) -> tuple[object | None, str]:
     """The listening hotkey and "", or None and why there is none. `platform_name` is Qt's
     (QGuiApplication.platformName()): "xcb", "wayland", "windows", "cocoa", "offscreen"..."""
     if platform_name == "xcb":
-        hotkey: X11Hotkey | WindowsHotkey = X11Hotkey(pressed)
+        hotkey: X11Hotkey | WindowsHotkey | MacHotkey = X11Hotkey(pressed)
     elif platform_name == "windows" and sys.platform == "win32":
         hotkey = WindowsHotkey(pressed)
+    elif platform_name == "cocoa" and sys.platform == "darwin":
+        hotkey = MacHotkey(pressed)
     elif platform_name.startswith("wayland"):
         return None, "Wayland lets no app take a shortcut for the whole desktop"
-    elif platform_name == "cocoa":
-        return None, "macOS global shortcuts are not supported yet"
     else:
         return None, f"no global shortcuts on the {platform_name} platform"
     try:

@@ -1,9 +1,10 @@
 """Activation memory: KV states of prompt prefixes, so a turn prefills only what is new.
 
-A state is stored inside the encrypted vault with the model fingerprint, backend,
-context size and a hash of the exact prefix tokens, plus the ids of the memories
+A state is stored inside the encrypted vault with the model's state key (its fingerprint,
+plus the adapter and the KV cache format when there are: engine.llm.base.ModelInfo.state_key),
+backend, context size and a hash of the exact prefix tokens, plus the ids of the memories
 rendered into that prefix. It is used only for a prompt that starts with those very
-tokens on the same model; a change to any memory inside it deletes it. A state whose
+tokens on the same model, adapter and cache format; a change to any memory inside it deletes it. A state whose
 bytes no longer match their hash is dropped with a log line and never restored.
 
 The cache is bounded by count and by bytes, least recently used first, and the pages an
@@ -65,22 +66,22 @@ class ActivationCache:
         now = ts(utcnow())
         with self.db.write() as conn:
             conn.execute("DELETE FROM kv_states WHERE model_fp = ? AND n_ctx = ? AND prefix_hash = ?",
-                         (info.fingerprint, info.n_ctx, digest))
+                         (info.state_key, info.n_ctx, digest))
             conn.execute(
                 "INSERT INTO kv_states(model_fp, backend, n_ctx, prefix_hash, n_tokens, label, state, state_hash, "
                 "bytes, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (info.fingerprint, info.backend, info.n_ctx, digest, len(prefix_tokens), label, state,
+                (info.state_key, info.backend, info.n_ctx, digest, len(prefix_tokens), label, state,
                  hashlib.sha256(state).hexdigest(), len(state), now, now))
             state_id = conn.last_insert_rowid()
             conn.executemany("INSERT OR IGNORE INTO kv_state_memories(memory_id, state_id) VALUES (?, ?)",
                              [(m, state_id) for m in dict.fromkeys(memory_ids)])
             self._evict(conn)
-        return StateRecord(state_id, info.fingerprint, info.n_ctx, len(prefix_tokens), digest, len(state), label)
+        return StateRecord(state_id, info.state_key, info.n_ctx, len(prefix_tokens), digest, len(state), label)
 
     def has(self, model: StatefulModel, prefix_tokens: Sequence[int]) -> bool:
         with self.db.read() as conn:
             return conn.execute("SELECT 1 FROM kv_states WHERE model_fp = ? AND n_ctx = ? AND prefix_hash = ?",
-                                (model.info.fingerprint, model.info.n_ctx, tokens_hash(prefix_tokens))).fetchone() is not None
+                                (model.info.state_key, model.info.n_ctx, tokens_hash(prefix_tokens))).fetchone() is not None
 
     def find(self, model: StatefulModel, prompt_tokens: Sequence[int]) -> StateRecord | None:
         """The longest stored prefix of `prompt_tokens` for this model and context size."""
@@ -88,10 +89,10 @@ class ActivationCache:
         with self.db.read() as conn:
             rows = conn.execute(
                 "SELECT id, n_tokens, prefix_hash, bytes, label FROM kv_states WHERE model_fp = ? AND n_ctx = ? "
-                "AND n_tokens < ? ORDER BY n_tokens DESC", (info.fingerprint, info.n_ctx, len(prompt_tokens))).fetchall()
+                "AND n_tokens < ? ORDER BY n_tokens DESC", (info.state_key, info.n_ctx, len(prompt_tokens))).fetchall()
         for state_id, n_tokens, digest, size, label in rows:
             if tokens_hash(prompt_tokens[:n_tokens]) == digest:
-                return StateRecord(state_id, info.fingerprint, info.n_ctx, n_tokens, digest, size, label)
+                return StateRecord(state_id, info.state_key, info.n_ctx, n_tokens, digest, size, label)
         return None
 
     def restore(self, model: StatefulModel, record: StateRecord, prompt_tokens: Sequence[int]) -> bool:
@@ -103,7 +104,7 @@ class ActivationCache:
             self.misses += 1
             return False
         state, state_hash, model_fp = row
-        if model_fp != model.info.fingerprint or hashlib.sha256(state).hexdigest() != state_hash:
+        if model_fp != model.info.state_key or hashlib.sha256(state).hexdigest() != state_hash:
             log.warning("activation state %s rejected (damaged or from another model); recomputing", record.id)
             return self._reject(record.id)
         try:

@@ -71,6 +71,18 @@ class ModelInfo:
     n_ctx: int
     adapter: str | None = None  # fingerprint of a loaded LoRA adapter, if any
     n_params: int = 0  # parameters of the model, 0 when the backend cannot tell (context profiles use it)
+    kv_cache: str = ""  # the KV cache's number format where the backend chose one ("q8_0"), else ""
+
+    @property
+    def state_key(self) -> str:
+        """What a saved KV state (activation memory) is valid for besides the context size: the
+        weights, the adapter (a LoRA changes every layer's keys and values) and the cache format."""
+        parts = [self.fingerprint]
+        if self.adapter:
+            parts.append(f"lora={self.adapter}")
+        if self.kv_cache:
+            parts.append(f"kv={self.kv_cache}")
+        return "+".join(parts)
 
 
 @dataclass(frozen=True)

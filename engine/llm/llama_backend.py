@@ -10,24 +10,27 @@ from engine.errors import ModelError, Preempted
 from engine.llm.base import (ChatTurn, GenerationConfig, GenerationStats, ModelInfo, check_gguf,
                              fingerprint_file)
 
+# The KV cache's format (ModelInfo.kv_cache): "k-q8_0" (the default: 8-bit keys, 16-bit values),
+# "f16" (llama.cpp's own, for a build where 8-bit keys misbehave), or "q8_0" (8-bit keys and
+# values with flash attention: half the cache, worth it where flash attention is fast, on a GPU).
+KV_CACHE_ENV = "MEMDESK_KV_CACHE"
+KV_FORMATS = ("k-q8_0", "f16", "q8_0")
 _CHUNK = 128  # tokens per prefill step of a background build: ~0.5 s here, the longest a user waits
+_UBATCH = 64  # tokens llama.cpp computes at once; its compute buffer grows with this
 
 
 class LlamaCppModel:
     def __init__(self, path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 lora_path: Path | None = None):
+                 lora_path: Path | None = None, n_ubatch: int = _UBATCH):
         check_gguf(path)
         try:
             import llama_cpp
         except ImportError as exc:
             raise ModelError("llama-cpp-python is not installed: `pip install llama-cpp-python`.") from exc
         self._llama_cpp = llama_cpp
+        threads = n_threads or max(1, os.cpu_count() or 1)
         try:
-            threads = n_threads or max(1, os.cpu_count() or 1)
-            # Prompt processing too: llama.cpp would otherwise use every core for it whatever n_threads says.
-            self._llm = llama_cpp.Llama(
-                model_path=str(path), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                lora_path=str(lora_path) if lora_path else None, verbose=False)
+            self._llm, kv_cache = self._load(path, n_ctx, threads, lora_path, n_ubatch)
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp could not load {path}: {exc}. The file may be damaged "
                              "or use an architecture this llama.cpp build does not know.") from exc
@@ -38,12 +41,36 @@ class LlamaCppModel:
         self.info = ModelInfo(name=path.stem, backend="llama.cpp", path=str(path),
                               fingerprint=fingerprint_file(path), n_ctx=min(n_ctx, n_ctx_train),
                               adapter=fingerprint_file(lora_path) if lora_path else None,
-                              n_params=int(self._llm._model.n_params()))
+                              n_params=int(self._llm._model.n_params()), kv_cache=kv_cache)
         self._turn_openers: dict[int, float] | None = None
         # Tokens whose KV state save_state/load_state put in the context on purpose (activation
         # memory); the next prompt may continue from them. Anything else in the context is left
         # over from an earlier generation, and a prompt is never continued from that (stream()).
         self._prefix: tuple[int, ...] = ()
+
+    def _load(self, path: Path, n_ctx: int, threads: int, lora_path: Path | None, n_ubatch: int):
+        """The model with 8-bit keys in its KV cache, unless MEMDESK_KV_CACHE says otherwise.
+
+        8-bit keys take a quarter off the cache (24 MB resident for the embedded model's 4,096
+        tokens, hundreds of MB for a 3B model) with the same next-token likelihoods, prompts read
+        as fast and replies written faster here. 8-bit values as well would save as much again,
+        but need flash attention, which read prompts a fifth slower on this CPU
+        (`python -m bench.kv_cache`, docs/benchmarks.md). Micro-batches of _UBATCH tokens: on a
+        CPU a prompt is read as fast as in llama.cpp's default 512, and the compute buffer,
+        sized by them, is 12 MB instead of 100 MB for the embedded model.
+        """
+        llama_cpp = self._llama_cpp
+        common = dict(model_path=str(path), n_ctx=n_ctx, n_batch=_CHUNK, n_ubatch=n_ubatch, n_threads=threads,
+                      n_threads_batch=threads, lora_path=str(lora_path) if lora_path else None, verbose=False)
+        chosen = os.environ.get(KV_CACHE_ENV, "").strip().lower() or KV_FORMATS[0]
+        if chosen not in KV_FORMATS:
+            raise ModelError(f"{KV_CACHE_ENV}={chosen!r} is not a KV cache format; use one of {', '.join(KV_FORMATS)}.")
+        if chosen == "f16":
+            return llama_cpp.Llama(**common), ""
+        q8 = llama_cpp.GGML_TYPE_Q8_0
+        if chosen == "q8_0":
+            return llama_cpp.Llama(**common, flash_attn=True, type_k=q8, type_v=q8), chosen
+        return llama_cpp.Llama(**common, type_k=q8), chosen
 
     # -------------------------------------------------------------- tokens
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:

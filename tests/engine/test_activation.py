@@ -6,6 +6,7 @@ import pytest
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install; this guards partial set-ups")
 
 from engine.activation import ActivationCache  # noqa: E402
+from engine.errors import ModelError  # noqa: E402
 from engine.llm.base import ChatTurn, GenerationConfig  # noqa: E402
 
 
@@ -38,6 +39,49 @@ def test_a_stored_prefix_is_found_restored_and_gives_the_same_reply(kw_mem, mode
     stats = cache.stats()
     assert stats["states"] == 1 and stats["hits"] == 1 and stats["bytes"] == record.bytes
     assert cache.find(model, model.tokenize("an unrelated prompt")) is None
+
+
+def test_a_state_is_found_only_for_the_same_adapter_and_cache_format(kw_mem, model):
+    """A LoRA changes every layer's keys and values, and a state's bytes follow the cache's
+    number format: a state saved under either one must never be restored under the other."""
+    from dataclasses import replace
+
+    assert model.info.kv_cache == "k-q8_0" and model.info.state_key.endswith("+kv=k-q8_0")
+    cache = ActivationCache(kw_mem.db)
+    prefix, _, prompt_tokens = prompts(model)
+    cache.put(model, prefix)
+    assert cache.find(model, prompt_tokens) is not None
+    real = model.info
+    try:
+        for other in (replace(real, adapter="some-adapter"), replace(real, kv_cache=""),
+                      replace(real, kv_cache="q8_0")):
+            model.info = other
+            assert cache.find(model, prompt_tokens) is None and not cache.has(model, prefix)
+    finally:
+        model.info = real
+    assert cache.find(model, prompt_tokens) is not None
+
+
+def test_a_16_bit_cache_saves_and_restores_too(kw_mem, monkeypatch):
+    from engine.llm.llama_backend import KV_CACHE_ENV, LlamaCppModel
+    from engine.llm.registry import embedded_model_path
+
+    monkeypatch.setenv(KV_CACHE_ENV, "f16")
+    sixteen = LlamaCppModel(embedded_model_path(), n_ctx=1024)
+    try:
+        assert sixteen.info.kv_cache == "" and sixteen.info.state_key == sixteen.info.fingerprint
+        cache = ActivationCache(kw_mem.db)
+        prefix, prompt, prompt_tokens = prompts(sixteen)
+        cold = "".join(sixteen.stream(prompt, GenerationConfig(max_tokens=12)))
+        cache.put(sixteen, prefix)
+        sixteen.reset()
+        assert cache.restore(sixteen, cache.find(sixteen, prompt_tokens), prompt_tokens)
+        assert "".join(sixteen.stream(prompt, GenerationConfig(max_tokens=12))) == cold
+    finally:
+        sixteen.close()
+    monkeypatch.setenv(KV_CACHE_ENV, "q4")
+    with pytest.raises(ModelError, match="KV cache format"):
+        LlamaCppModel(embedded_model_path(), n_ctx=1024)
 
 
 def test_a_damaged_state_is_rejected_and_deleted_never_used(kw_mem, model):
