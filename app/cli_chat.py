@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from app.cli_format import dump_json
+from memdesk.app.cli_format import dump_json
 
 
 def chosen_endpoint(args: argparse.Namespace):
@@ -15,9 +15,9 @@ def chosen_endpoint(args: argparse.Namespace):
     --endpoint URL [--endpoint-model NAME] chooses one (remembered once it answers, by
     `remember_endpoint`); without it the one remembered in settings is used, unless --model names
     a file for this run or --no-endpoint goes back to the model file for good."""
-    from app import settings_store
-    from engine.errors import InvalidInputError
-    from engine.llm.endpoint import EndpointConfig, normalise_url
+    from memdesk.app import settings_store
+    from memdesk.engine.errors import InvalidInputError
+    from memdesk.engine.llm.endpoint import EndpointConfig, normalise_url
 
     url, name = getattr(args, "endpoint", None), getattr(args, "endpoint_model", None)
     settings = settings_store.effective_data_dir(args.data_dir, args.profile)[2].settings
@@ -44,7 +44,7 @@ def remember_endpoint(args: argparse.Namespace, model) -> None:
     desktop app and later `memdesk chat` runs use the same; says so on stderr when it changed."""
     from dataclasses import replace
 
-    from app import settings_store
+    from memdesk.app import settings_store
 
     _, store, loaded = settings_store.effective_data_dir(args.data_dir, args.profile)
     settings = loaded.settings
@@ -63,12 +63,12 @@ def remember_endpoint(args: argparse.Namespace, model) -> None:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from app.cli import open_memory
-    from engine.activation import ActivationCache
-    from engine.chat import Chat, ChatConfig
-    from engine.jobs import JobQueue
-    from engine.llm.registry import load_model
-    from engine.reader import EXTRACT_JOB, MemReader
+    from memdesk.app.cli import open_memory
+    from memdesk.engine.activation.states import ActivationCache
+    from memdesk.engine.chat.turn import Chat, ChatConfig
+    from memdesk.engine.scheduler.queue import JobQueue
+    from memdesk.engine.llm.registry import load_model
+    from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
 
     endpoint = chosen_endpoint(args)
     with open_memory(args, embedder=True) as mem:
@@ -114,14 +114,14 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def repl(args: argparse.Namespace) -> int:
     """`memdesk` on a terminal: chat with the embedded model until Ctrl-D (the GUI replaces this)."""
-    from app.cli import open_memory
-    from engine.activation import ActivationCache
-    from engine.chat import Chat
-    from engine.jobs import JobQueue
-    from engine.llm.registry import load_model
-    from engine.next_scene import Preparer
-    from engine.reader import EXTRACT_JOB, MemReader
-    from engine.scheduler import MemScheduler
+    from memdesk.app.cli import open_memory
+    from memdesk.engine.activation.states import ActivationCache
+    from memdesk.engine.chat.turn import Chat
+    from memdesk.engine.scheduler.queue import JobQueue
+    from memdesk.engine.llm.registry import load_model
+    from memdesk.engine.scheduler.next_scene import Preparer
+    from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+    from memdesk.engine.scheduler.memscheduler import MemScheduler
 
     with open_memory(args, embedder=True) as mem:
         print(f"MemDesk — {mem.stats()['memories']} memories in {mem.paths.vault}. Loading the model…")
@@ -161,8 +161,8 @@ def repl(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from app.cli import open_memory
-    from engine.activation import ActivationCache
+    from memdesk.app.cli import open_memory
+    from memdesk.engine.activation.states import ActivationCache
 
     with open_memory(args, embedder=False) as mem:
         data = ActivationCache(mem.db).stats()
@@ -177,9 +177,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
     """Queue state as a process sees it on opening: persisted jobs (the app shows its live queue)."""
-    from app.cli import open_memory
-    from engine.jobs import JobQueue
-    from engine.scheduler import MemScheduler
+    from memdesk.app.cli import open_memory
+    from memdesk.engine.scheduler.queue import JobQueue
+    from memdesk.engine.scheduler.memscheduler import MemScheduler
 
     with open_memory(args, embedder=False) as mem:
         data = MemScheduler(JobQueue(mem.db)).status()

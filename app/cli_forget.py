@@ -4,15 +4,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli_format import dump_json
-from engine.errors import InvalidInputError
+from memdesk.app.cli_format import dump_json
+from memdesk.engine.errors import InvalidInputError
 
 PROG = "memdesk"
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from app.cli import open_memory
-    from engine.forget import forget_memory, forget_session
+    from memdesk.app.cli import open_memory
+    from memdesk.engine.vault.forget import forget_memory, forget_session
 
     if (args.id is None) == (args.session is None):
         raise InvalidInputError("Give a memory id (`memdesk forget ID`) or a chat (`memdesk forget --session ID`).")

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TextIO
 
-from engine.cube import Edge, MemoryItem, SearchHit, Version, iso
+from memdesk.engine.cube import Edge, MemoryItem, SearchHit, Version, iso
 
 SHORT_ID = 8
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from app.cli_format import dump_json
+from memdesk.app.cli_format import dump_json
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from app.cli import open_memory
-    from engine.ingest import Ingestor
+    from memdesk.app.cli import open_memory
+    from memdesk.engine.ingestion.folders import Ingestor
 
     def progress(done: int, total: int, path: str) -> None:
         if show_progress:

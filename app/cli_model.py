@@ -19,8 +19,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from app.cli_format import dump_json
-from engine.errors import InvalidInputError, NotFoundError
+from memdesk.app.cli_format import dump_json
+from memdesk.engine.errors import InvalidInputError, NotFoundError
 
 ACTION_HELP = ("list: catalog models and yours; recommend: what fits this computer; download NAME; use NAME|PATH; "
                "remove NAME; add PATH (or --known); folder [PATH]; export-mlx OUT")
@@ -29,8 +29,8 @@ ACTION_HELP = ("list: catalog models and yours; recommend: what fits this comput
 # ------------------------------------------------------------------ context
 def _context(args: argparse.Namespace):
     """The library (models folder under the data folder in use) and this profile's settings store."""
-    from app.settings_store import effective_data_dir
-    from engine.llm.library import ModelLibrary
+    from memdesk.app.settings_store import effective_data_dir
+    from memdesk.engine.llm.library import ModelLibrary
 
     folder, store, _ = effective_data_dir(args.data_dir, args.profile)
     return ModelLibrary(folder), store
@@ -50,7 +50,7 @@ def _installed_names(library) -> set[str]:
 
 # ------------------------------------------------------------------ actions
 def cmd_list(args: argparse.Namespace) -> int:
-    from engine.llm.hardware import assess, detect_hardware
+    from memdesk.engine.llm.hardware import assess, detect_hardware
 
     library, store = _context(args)
     hardware = detect_hardware(library.folder)
@@ -90,7 +90,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from engine.llm.hardware import detect_hardware, recommend
+    from memdesk.engine.llm.hardware import detect_hardware, recommend
 
     library, _ = _context(args)
     result = recommend(detect_hardware(library.folder), library.catalog, _installed_names(library))
@@ -109,9 +109,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from engine.errors import Cancelled
-    from engine.llm.download import CancelToken
-    from engine.llm.hardware import WILL_NOT_FIT, assess, detect_hardware, preferred_format
+    from memdesk.engine.errors import Cancelled
+    from memdesk.engine.llm.download import CancelToken
+    from memdesk.engine.llm.hardware import WILL_NOT_FIT, assess, detect_hardware, preferred_format
 
     name = _need(args, "download NAME")
     library, store = _context(args)
@@ -153,7 +153,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_use(args: argparse.Namespace) -> int:
-    from engine.llm.registry import check_model_path
+    from memdesk.engine.llm.registry import check_model_path
 
     target = _need(args, "use NAME|PATH|embedded")
     library, store = _context(args)
@@ -197,7 +197,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from engine.llm.library import known_model_folders
+    from memdesk.engine.llm.library import known_model_folders
 
     library, _ = _context(args)
     if args.known:
@@ -238,7 +238,7 @@ def cmd_folder(args: argparse.Namespace) -> int:
 
 
 def cmd_export_mlx(args: argparse.Namespace) -> int:
-    from engine.llm.export import main as export_main
+    from memdesk.engine.llm.export import main as export_main
 
     out = _need(args, "export-mlx OUT")
     argv = ([args.gguf] if args.gguf else []) + [out] + (["--overwrite"] if args.overwrite else [])
@@ -281,7 +281,7 @@ def _need(args: argparse.Namespace, usage: str) -> str:
 
 def _resolve(library, target: str, fmt: str) -> Path:
     """A name of a downloaded or added model, else an existing path."""
-    from engine.llm.hardware import detect_hardware, preferred_format
+    from memdesk.engine.llm.hardware import detect_hardware, preferred_format
 
     matches = library.find(target)
     if matches:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from engine.api import Memory
-from engine.cube import MemoryType, Relation
-from engine.sessions import Sessions
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import MemoryType, Relation
 
 NOW = datetime(2026, 11, 20, 18, 30, tzinfo=timezone.utc)
 
@@ -71,7 +70,7 @@ def seed(mem: Memory, notes_dir: Path | None = None) -> dict:
                     tags=["home"], source="conversation")
     mem.link(newer.id, ids["home"], Relation.CONFLICT)
     ids["conflict"] = newer.id
-    sessions = Sessions(mem.db)
+    sessions = mem.sessions
     for title, turns in CHATS:
         session = sessions.create(title)
         for role, content in turns:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QTimer
 
-from engine.api import Memory
-from engine.changes import Changes
-from ui.status_line import StatusLine
-from ui.tasks import TaskRunner
+from memdesk.engine.api import Memory
+from memdesk.engine.vault.changes import Changes
+from memdesk.ui.status_line import StatusLine
+from memdesk.ui.tasks import TaskRunner
 
 
 class EmbeddingProgress(QObject):

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 import shiboken6
 
-from app import settings_store
-from engine.errors import MemDeskError
-from engine.llm.hardware import assess
-from ui.first_run import DOWNLOAD, FILE, SERVER, FirstRunChoice, FirstRunFacts, FirstRunWizard
+from memdesk.app import settings_store
+from memdesk.engine.errors import MemDeskError
+from memdesk.engine.llm.hardware import assess
+from memdesk.ui.first_run import DOWNLOAD, FILE, SERVER, FirstRunChoice, FirstRunFacts, FirstRunWizard
 
 if TYPE_CHECKING:
-    from app.gui import DesktopApp
+    from memdesk.app.gui import DesktopApp
 
 log = logging.getLogger(__name__)
 

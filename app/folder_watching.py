@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.api import Memory
-from engine.errors import MemDeskError
-from engine.ingest_watch import FolderState
+from memdesk.engine.api import Memory
+from memdesk.engine.errors import MemDeskError
+from memdesk.engine.ingestion.watch import FolderState
 
 
 class FolderWatching(QObject):
@@ -31,8 +31,8 @@ class FolderWatching(QObject):
 
     def start(self, folders: list[str]) -> None:
         """Watch exactly these folders (stopping what was watched before)."""
-        from engine.ingest import Ingestor
-        from engine.ingest_watch import FolderWatcher
+        from memdesk.engine.ingestion.folders import Ingestor
+        from memdesk.engine.ingestion.watch import FolderWatcher
 
         self.stop()
         if not folders:

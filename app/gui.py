@@ -17,37 +17,37 @@ from PySide6.QtCore import QEventLoop, QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
-from app import first_run, global_hotkey, settings_store
-from app.change_bridge import ChangeBridge
-from app.chat_controller import ChatController, wire_endpoint_fields
-from app.embedding_status import EmbeddingProgress
-from app.folder_watching import FolderWatching
-from app.gui_autostart import LoginStart, login_args
-from app.gui_backup import Backups, PendingRestore
-from app.gui_models import ModelChoices
-from app.gui_training import TrainingInstaller
-from app.model_downloads import ModelDownloads
-from app.scheduler_thread import SchedulerThread
-from engine.api import Memory
-from engine.changes import Changes
-from engine.chat import ChatConfig
-from engine.errors import MemDeskError, WrongKeyError
-from engine.jobs import JobQueue
-from engine.keys import PASSPHRASE_ENV, KeyManager, env_passphrase_provider
-from engine.paths import ProfilePaths
-from engine.scheduler import MemScheduler, NightlyWindow
-from ui.browser import BrowserWindow
-from ui.capture import QuickCapture, install_capture_shortcut
-from ui.chat_window import MainWindow
-from ui.conflicts import ConflictsView
-from ui.settings import AppSettings, SettingsDialog, SettingsInfo
-from ui.settings_folders import summary as folder_summary
-from ui.splash import Splash
-from ui.tasks import TaskRunner
-from ui.window_sizes import ensure_readable
-from ui.timeline import TimelineView
-from ui.tray import NO_TRAY_MESSAGE, Tray
-from ui.unlock import UnlockDialog
+from memdesk.app import first_run, global_hotkey, settings_store
+from memdesk.app.change_bridge import ChangeBridge
+from memdesk.app.chat_controller import ChatController, wire_endpoint_fields
+from memdesk.app.embedding_status import EmbeddingProgress
+from memdesk.app.folder_watching import FolderWatching
+from memdesk.app.gui_autostart import LoginStart, login_args
+from memdesk.app.gui_backup import Backups, PendingRestore
+from memdesk.app.gui_models import ModelChoices
+from memdesk.app.gui_training import TrainingInstaller
+from memdesk.app.model_downloads import ModelDownloads
+from memdesk.app.scheduler_thread import SchedulerThread
+from memdesk.engine.api import Memory
+from memdesk.engine.vault.changes import Changes
+from memdesk.engine.chat.turn import ChatConfig
+from memdesk.engine.errors import MemDeskError, WrongKeyError
+from memdesk.engine.scheduler.queue import JobQueue
+from memdesk.engine.vault.keys import PASSPHRASE_ENV, KeyManager, env_passphrase_provider
+from memdesk.engine.vault.paths import ProfilePaths
+from memdesk.engine.scheduler.memscheduler import MemScheduler, NightlyWindow
+from memdesk.ui.browser import BrowserWindow
+from memdesk.ui.capture import QuickCapture, install_capture_shortcut
+from memdesk.ui.chat_window import MainWindow
+from memdesk.ui.conflicts import ConflictsView
+from memdesk.ui.settings import AppSettings, SettingsDialog, SettingsInfo
+from memdesk.ui.settings_folders import summary as folder_summary
+from memdesk.ui.splash import Splash
+from memdesk.ui.tasks import TaskRunner
+from memdesk.ui.window_sizes import ensure_readable
+from memdesk.ui.timeline import TimelineView
+from memdesk.ui.tray import NO_TRAY_MESSAGE, Tray
+from memdesk.ui.unlock import UnlockDialog
 
 log = logging.getLogger("memdesk.gui")
 ICON = Path(__file__).resolve().parent.parent / "resources" / "icons" / "memdesk.svg"
@@ -285,11 +285,11 @@ class DesktopApp(QObject):
     # ------------------------------------------------------------ parametric memory
     def train_adapter(self, should_stop) -> None:
         """The nightly task (scheduler thread, model lock held): distil preferences into an adapter."""
-        from engine.errors import Preempted
-        from engine.parametric.nightly import AdapterJob
+        from memdesk.engine.errors import Preempted
+        from memdesk.engine.parametric.nightly import AdapterJob
 
         if self.chat.endpoint is not None:  # no weights here to train on, nothing to load an adapter into
-            from engine.parametric.nightly import NightlyReport
+            from memdesk.engine.parametric.nightly import NightlyReport
 
             self.adapter_bridge.finished.emit(NightlyReport("skipped", self.chat.in_process_only_note))
             return
@@ -307,7 +307,7 @@ class DesktopApp(QObject):
     def compact_vault(self, should_stop) -> None:
         """The nightly window, after the adapter job: give free pages back to the disk (evicted
         activation states, forgotten chats), when there is enough to be worth it."""
-        from engine.maintenance import idle_compact
+        from memdesk.engine.vault.maintenance import idle_compact
 
         report = idle_compact(self.mem)
         if report is not None:
@@ -376,8 +376,8 @@ class DesktopApp(QObject):
             widget.refresh()  # hidden views skip change reports; this one catches up now
 
     def show_about(self) -> None:
-        from app.about import about_info
-        from ui.about import AboutDialog
+        from memdesk.app.about import about_info
+        from memdesk.ui.about import AboutDialog
 
         dialog = AboutDialog(about_info(str(self.paths.data_dir), self.chat.model_name()), self.window)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -446,11 +446,11 @@ class DesktopApp(QObject):
         dialog.welcomeRequested.connect(lambda: first_run.open_window(self))
         model = self.chat.model
         if model is not None and self.chat.endpoint is None:  # the Model page says why adapters are off
-            from ui.adapters import AdaptersView
+            from memdesk.ui.adapters import AdaptersView
 
-            from engine.parametric.nightly import missing_training_packages
+            from memdesk.engine.parametric.nightly import missing_training_packages
 
-            from app import training_install
+            from memdesk.app import training_install
 
             trainer = "mlx" if self.chat.model_path is not None and self.chat.model_path.is_dir() else "torch"
             missing = tuple(missing_training_packages(trainer))
@@ -520,7 +520,7 @@ class DesktopApp(QObject):
 
 
 def _default_model() -> str:
-    from engine.llm.registry import default_model_path
+    from memdesk.engine.llm.registry import default_model_path
 
     try:
         return str(default_model_path())

@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from app import autostart
-from engine.errors import MemDeskError
-from ui.settings_login import LoginStartBox
+from memdesk.app import autostart
+from memdesk.engine.errors import MemDeskError
+from memdesk.ui.settings_login import LoginStartBox
 
 
 def login_args(profile: str, explicit_data_dir: str | os.PathLike | None = None) -> tuple[str, ...]:

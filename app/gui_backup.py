@@ -12,12 +12,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.api import Memory
-from engine.backup import RestoreReport, create_backup, read_header, restore_backup, unlock
-from engine.keys import PASSPHRASE_ENV, PassphraseProvider
-from engine.paths import ProfilePaths
-from ui.settings_backup import BackupBox
-from ui.tasks import TaskRunner
+from memdesk.engine.api import Memory
+from memdesk.engine.vault.backup import RestoreReport, create_backup, read_header, restore_backup, unlock
+from memdesk.engine.vault.keys import PASSPHRASE_ENV, PassphraseProvider
+from memdesk.engine.vault.paths import ProfilePaths
+from memdesk.ui.settings_backup import BackupBox
+from memdesk.ui.tasks import TaskRunner
 
 
 @dataclass(frozen=True)

@@ -5,26 +5,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app import first_run, logs, settings_store, startup_probe
-from app.gui import ICON, DesktopApp, ask_passphrase, make_qt_app, open_vault
-from app.gui_backup import PendingRestore, env_or, finish_restore, restore_message
-from app.gui_gc import GuiGarbageCollector
-from app.search_model import ensure_for_gui
-from app.single_instance import CAPTURE, SHOW, SingleInstance
-from app.system_libraries import missing_message, missing_xcb_packages, uses_xcb
-from engine.errors import MemDeskError
-from engine.paths import ProfilePaths
-from ui.messages import for_gui
-from ui.splash import Splash
+from memdesk.app import first_run, logs, settings_store, startup_probe
+from memdesk.app.gui import ICON, DesktopApp, ask_passphrase, make_qt_app, open_vault
+from memdesk.app.gui_backup import PendingRestore, env_or, finish_restore, restore_message
+from memdesk.app.gui_gc import GuiGarbageCollector
+from memdesk.app.search_model import ensure_for_gui
+from memdesk.app.single_instance import CAPTURE, SHOW, SingleInstance
+from memdesk.app.system_libraries import missing_message, missing_xcb_packages, uses_xcb
+from memdesk.engine.errors import MemDeskError
+from memdesk.engine.vault.paths import ProfilePaths
+from memdesk.ui.messages import for_gui
+from memdesk.ui.splash import Splash
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
     if args.smoke or args.screenshots:
-        from app.gui_smoke import run
+        from memdesk.app.gui_smoke import run
 
         return run(args)
     if uses_xcb():

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 import shiboken6
 from PySide6.QtCore import QObject
 
-from engine.errors import MemDeskError
-from engine.llm.library import known_model_folders
-from ui.messages import for_gui
-from ui.settings_models import ModelsPage
+from memdesk.engine.errors import MemDeskError
+from memdesk.engine.llm.library import known_model_folders
+from memdesk.ui.messages import for_gui
+from memdesk.ui.settings_models import ModelsPage
 
 if TYPE_CHECKING:
-    from app.gui import DesktopApp
+    from memdesk.app.gui import DesktopApp
 
 log = logging.getLogger(__name__)
 

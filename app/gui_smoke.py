@@ -19,13 +19,13 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QWidget
 
-from app import first_run, settings_store
-from app.demo_content import seed
-from app.gui import DesktopApp, make_qt_app
-from engine.api import Memory
-from engine.cube import Filters
-from engine.keys import PASSPHRASE_ENV
-from engine.paths import ProfilePaths
+from memdesk.app import first_run, settings_store
+from memdesk.app.demo_content import seed
+from memdesk.app.gui import DesktopApp, make_qt_app
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import Filters
+from memdesk.engine.vault.keys import PASSPHRASE_ENV
+from memdesk.engine.vault.paths import ProfilePaths
 
 log = logging.getLogger("memdesk.smoke")
 STEP_TIMEOUT_S = 180

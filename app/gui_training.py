@@ -7,8 +7,8 @@ import threading
 
 from PySide6.QtCore import QObject, Signal
 
-from app.training_install import InstallPlan, describe, run
-from engine.errors import MemDeskError
+from memdesk.app.training_install import InstallPlan, describe, run
+from memdesk.engine.errors import MemDeskError
 
 log = logging.getLogger(__name__)
 

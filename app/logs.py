@@ -16,8 +16,8 @@ import time
 import traceback
 from pathlib import Path
 
-from engine.paths import ProfilePaths
-from engine.private_files import make_private_dir
+from memdesk.engine.vault.paths import ProfilePaths
+from memdesk.engine.vault.private_files import make_private_dir
 
 MAX_BYTES = 1_000_000
 BACKUPS = 3

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.errors import Cancelled, MemDeskError
-from engine.llm.download import CancelToken, DownloadOptions, DownloadProgress
-from engine.llm.hardware import Recommendation, assess, detect_hardware, preferred_format, recommend
-from engine.llm.library import InstalledModel, ModelLibrary
-from ui.settings_models import EMBEDDED_ROW, ModelRow, describe_progress
+from memdesk.engine.errors import Cancelled, MemDeskError
+from memdesk.engine.llm.download import CancelToken, DownloadOptions, DownloadProgress
+from memdesk.engine.llm.hardware import Recommendation, assess, detect_hardware, preferred_format, recommend
+from memdesk.engine.llm.library import InstalledModel, ModelLibrary
+from memdesk.ui.settings_models import EMBEDDED_ROW, ModelRow, describe_progress
 
 log = logging.getLogger(__name__)
 

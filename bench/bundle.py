@@ -17,7 +17,7 @@ first start that created it (so the figure is a start, not a first run's key der
 - rss_idle_mb: resident memory of the app's processes 3 s after the chat model loaded;
 - rss_after_turn_mb: the same after one chat turn answered by the embedded model.
 Variants: the bundle's executable; the AppImage (extract-and-run where FUSE is missing, as
-here); the pip-installed app (`python -m app`); and the pip-installed app as it was before
+here); the pip-installed app (`python -m memdesk`); and the pip-installed app as it was before
 the torch-free runtime, emulated: sentence-transformers imported and MiniLM loaded on torch in
 the same process before the app starts, which is what the old embedder did at first search.
 """
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         variants.append(("appimage" if fuse else "appimage_extract_and_run",
                          [str(args.appimage.resolve())] + ([] if fuse else ["--appimage-extract-and-run"]) + ["gui"]))
     if not args.skip_pip:
-        variants.append(("pip", [sys.executable, "-m", "app", "gui"]))
+        variants.append(("pip", [sys.executable, "-m", "memdesk", "gui"]))
         variants.append(("pip_before_torch_free", [sys.executable, "-c", EMULATE_TORCH, "gui"]))
     with tempfile.TemporaryDirectory(prefix="memdesk-bundle-bench-") as tmp:
         for name, command in variants:

@@ -21,10 +21,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.scale import synthetic  # noqa: E402
 from bench.common import write_report  # noqa: E402
-from engine.api import Memory  # noqa: E402
-from engine.chat import Chat, ChatConfig  # noqa: E402
-from engine.keys import KdfParams  # noqa: E402
-from engine.llm.registry import load_model  # noqa: E402
+from memdesk.engine.api import Memory  # noqa: E402
+from memdesk.engine.chat.turn import Chat, ChatConfig  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
+from memdesk.engine.llm.registry import load_model  # noqa: E402
 
 QUESTIONS = ("What did Ana and I do in Lisbon?", "When did I last visit Osaka?", "Tell me about the garden shed.",
              "Did I ever bake a birthday cake?", "What happened with the tax return?", "Who came to the concert?",

@@ -22,11 +22,11 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import write_report  # noqa: E402
-from engine.disclosures import (THRESHOLD, WEIGHTS, DisclosureClassifier, _sigmoid, fit, training_data,  # noqa: E402
+from memdesk.engine.search.disclosures import (THRESHOLD, WEIGHTS, DisclosureClassifier, _sigmoid, fit, training_data,  # noqa: E402
                                 weights_record)
-from engine.embed import Embedder  # noqa: E402
-from engine.reader_preferences import preferences  # noqa: E402
-from engine.reader_rules import Utterance, extract  # noqa: E402
+from memdesk.engine.search.embed import Embedder  # noqa: E402
+from memdesk.engine.reader.preferences import preferences  # noqa: E402
+from memdesk.engine.reader.rules import Utterance, extract  # noqa: E402
 
 HOLDOUT = Path(__file__).parent / "data" / "preferences_holdout.json"
 THRESHOLDS = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)

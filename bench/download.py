@@ -34,9 +34,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import write_report  # noqa: E402
 from bench.hub_server import LoopbackHub  # noqa: E402
-from engine.llm.download import DownloadOptions, download_file  # noqa: E402
-from engine.llm.hub import Timeouts, file_metadata  # noqa: E402
-from engine.llm.registry import embedded_model_path  # noqa: E402
+from memdesk.engine.llm.download import DownloadOptions, download_file  # noqa: E402
+from memdesk.engine.llm.hub import Timeouts, file_metadata  # noqa: E402
+from memdesk.engine.llm.registry import embedded_model_path  # noqa: E402
 
 REPO = "bench/Models"
 OPTIONS = DownloadOptions(timeouts=Timeouts(connect_s=10, read_s=60), retry_backoff_s=0, reserve_bytes=1 << 20)
@@ -46,8 +46,8 @@ MB = 1_000_000
 _CHILD = """
 import os, sys
 from pathlib import Path
-from engine.llm.download import DownloadOptions, download_file
-from engine.llm.hub import file_metadata
+from memdesk.engine.llm.download import DownloadOptions, download_file
+from memdesk.engine.llm.hub import file_metadata
 def show(p):
     print(p.done_bytes, flush=True)
 download_file(file_metadata(sys.argv[1], sys.argv[2]), Path(sys.argv[3]), on_progress=show,

@@ -22,9 +22,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import write_report  # noqa: E402
-from engine.api import Memory  # noqa: E402
-from engine.ingest import Ingestor  # noqa: E402
-from engine.keys import KdfParams  # noqa: E402
+from memdesk.engine.api import Memory  # noqa: E402
+from memdesk.engine.ingestion.folders import Ingestor  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 
 FOLDERS = ("journal", "projects", "recipes", "travel", "reading", "work/meetings", "work/notes", "health",
            "garden", "finance", "ideas", "people")

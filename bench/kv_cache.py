@@ -44,8 +44,8 @@ def _rss_mb() -> float:
 
 def measure_one(model_path: str | None, n_tokens: int, runs: int, argmax_out: Path, ubatch: int) -> dict:
     """Runs inside the child process, with MEMDESK_KV_CACHE already set."""
-    from engine.llm.llama_backend import LlamaCppModel
-    from engine.llm.registry import embedded_model_path
+    from memdesk.engine.llm.llama_backend import LlamaCppModel
+    from memdesk.engine.llm.registry import embedded_model_path
 
     model = LlamaCppModel(Path(model_path) if model_path else embedded_model_path(), n_ctx=4096, n_ubatch=ubatch)
     llm = model._llm

@@ -23,10 +23,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import percentile, write_report  # noqa: E402
-from engine.api import Memory  # noqa: E402
-from engine.cube import ChatMessage, Filters  # noqa: E402
-from engine.keys import KdfParams  # noqa: E402
-from engine.retrieval import SearchParams  # noqa: E402
+from memdesk.engine.api import Memory  # noqa: E402
+from memdesk.engine.cube import ChatMessage, Filters  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
+from memdesk.engine.search.retrieval import SearchParams  # noqa: E402
 
 KS = (1, 5, 10, 20)
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
@@ -87,7 +87,7 @@ def load_corrections(path: Path | None) -> dict[str, list[str]]:
 
 def extract_conversation(mem: Memory, sample: dict, raw_ids: list[str], model) -> int:
     """Fine extraction over one conversation, a session at a time; returns memories added."""
-    from engine.reader import MemReader
+    from memdesk.engine.reader.memreader import MemReader
 
     reader = MemReader(mem, model, user_name=None, use_model=model is not None)
     raw = [mem.get(i) for i in dict.fromkeys(raw_ids)]
@@ -113,7 +113,7 @@ def run(data: Path, audit: Path | None, variants: list[str], limit: int | None, 
     tokenizer.no_truncation()
     model = None
     if extract == "model":
-        from engine.llm.registry import load_model
+        from memdesk.engine.llm.registry import load_model
 
         model = load_model(n_ctx=2048)
     extracted: dict[str, int] = {}

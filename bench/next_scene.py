@@ -22,11 +22,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import write_report  # noqa: E402
 from bench.locomo import conversation_messages  # noqa: E402
-from engine.api import Memory  # noqa: E402
-from engine.chat import Chat  # noqa: E402
-from engine.keys import KdfParams  # noqa: E402
-from engine.llm.fake import FakeModel  # noqa: E402
-from engine.next_scene import predict  # noqa: E402
+from memdesk.engine.api import Memory  # noqa: E402
+from memdesk.engine.chat.turn import Chat  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
+from memdesk.engine.llm.fake import FakeModel  # noqa: E402
+from memdesk.engine.scheduler.next_scene import predict  # noqa: E402
 
 
 def replay(mem: Memory, sample: dict, k: int, predict_k: int) -> tuple[list[float], list[float]]:

@@ -46,14 +46,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import percentile, write_report  # noqa: E402
-from engine.api import Memory  # noqa: E402
-from engine.chat import Chat, ChatConfig  # noqa: E402
-from engine.cube import Filters, MemoryItem, MemoryType  # noqa: E402
-from engine.jobs import JobQueue  # noqa: E402
-from engine.keys import KdfParams  # noqa: E402
-from engine.llm.fake import FakeModel  # noqa: E402
-from engine.reader import EXTRACT_JOB, MemReader  # noqa: E402
-from engine.retrieval import SearchParams  # noqa: E402
+from memdesk.engine.api import Memory  # noqa: E402
+from memdesk.engine.chat.turn import Chat, ChatConfig  # noqa: E402
+from memdesk.engine.cube import Filters, MemoryItem, MemoryType  # noqa: E402
+from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
+from memdesk.engine.llm.fake import FakeModel  # noqa: E402
+from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader  # noqa: E402
+from memdesk.engine.search.retrieval import SearchParams  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "preferences.json"
 FAST_KDF = KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1)

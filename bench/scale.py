@@ -21,8 +21,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import percentile, write_report  # noqa: E402
-from engine.api import Memory  # noqa: E402
-from engine.keys import KdfParams  # noqa: E402
+from memdesk.engine.api import Memory  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 
 PEOPLE = "Ana Ben Chloe Dmitri Elena Farid Grace Hiro Ines Jonas Kemi Luca Maya Nils Omar Priya".split()
 PLACES = "Lisbon Porto Berlin Osaka Lima Nairobi Oslo Denver Hanoi Quito Seville Tartu Kyoto Accra".split()

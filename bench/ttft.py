@@ -23,12 +23,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import write_report  # noqa: E402
 from bench.scale import synthetic  # noqa: E402
-from engine.activation import ActivationCache  # noqa: E402
-from engine.api import Memory  # noqa: E402
-from engine.chat import Chat, ChatConfig  # noqa: E402
-from engine.cube import Filters, MemoryType, utcnow  # noqa: E402
-from engine.keys import KdfParams  # noqa: E402
-from engine.llm.registry import load_model  # noqa: E402
+from memdesk.engine.activation.states import ActivationCache  # noqa: E402
+from memdesk.engine.api import Memory  # noqa: E402
+from memdesk.engine.chat.turn import Chat, ChatConfig  # noqa: E402
+from memdesk.engine.cube import Filters, MemoryType, utcnow  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
+from memdesk.engine.llm.registry import load_model  # noqa: E402
 
 QUESTION = "What did Ana and I do in Lisbon?"
 NOTE_SENTENCES = 12  # one pinned note is a paragraph of ~250 tokens (the chat takes up to 20 pinned)

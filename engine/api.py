@@ -13,32 +13,38 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from functools import cached_property
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.changes import Changes
-from engine.cube import (AddResult, ChatMessage, Edge, Filters, MemoryItem, MemoryType, Relation,
+from memdesk.engine.vault.changes import Changes
+from memdesk.engine.cube import (AddResult, ChatMessage, Edge, Filters, MemoryItem, MemoryType, Relation,
                          SearchHit, Source, SourceRef, Status, Version, iso, new_id, to_utc, ts, utcnow)
-from engine.embed import Embedder
-from engine.errors import CorruptStoreError, InvalidInputError, StaleVersionError
-from engine.health import Health
-from engine.indexer import Indexer
-from engine.keys import KdfParams, KeyManager, PassphraseProvider, env_passphrase_provider
-from engine.paths import ProfilePaths, data_dir
-from engine.preferences import MAX_PREFERENCES, Considerations, ScoredPreference, rank
-from engine.private_files import make_private_dir
-from engine.retrieval import QueryPlan, SearchParams, plan, sql_filters
-from engine.retrieval import search as hybrid_search
-from engine.store import vault, vectors
-from engine.store.database import Database
-from engine.text import MAX_KEY_CHARS, check_text, content_hash
-from engine.timeparse import resolve_event_time
+from memdesk.engine.search.embed import Embedder
+from memdesk.engine.errors import CorruptStoreError, InvalidInputError, StaleVersionError
+from memdesk.engine.scheduler.health import Health
+from memdesk.engine.search.indexer import Indexer
+from memdesk.engine.vault.keys import KdfParams, KeyManager, PassphraseProvider, env_passphrase_provider
+from memdesk.engine.vault.paths import ProfilePaths, data_dir
+from memdesk.engine.search.preferences import MAX_PREFERENCES, Considerations, ScoredPreference, rank
+from memdesk.engine.vault.private_files import make_private_dir
+from memdesk.engine.search.retrieval import QueryPlan, SearchParams, plan, sql_filters
+from memdesk.engine.search.retrieval import search as hybrid_search
+from memdesk.engine.vault import items as vault, vectors
+from memdesk.engine.parametric.registry import Adapter, AdapterRegistry
+from memdesk.engine.vault.database import Database
+from memdesk.engine.vault.feedback import Feedback, ReplyFeedback
+from memdesk.engine.vault.sessions import Message, Session, Sessions
+from memdesk.engine.text import MAX_KEY_CHARS, check_text, content_hash
+from memdesk.engine.search.timeparse import resolve_event_time
 
 if TYPE_CHECKING:
-    from engine.exchange import ImportReport
+    from memdesk.engine.vault.exchange import ImportReport
+
+__all__ = ["Adapter", "Memory", "Message", "ReplyFeedback", "Session", "check_priority"]  # the types the UI is handed
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +55,7 @@ ChangedHook = Callable[[list[str]], None]
 """Called after memories were edited, archived, deleted or purged, with their ids
 (activation memory drops cached prefixes that rendered them)."""
 CommitHook = Callable[[Changes], None]
-"""Called after every committed write, whoever made it, with what it changed (engine/changes.py).
+"""Called after every committed write, whoever made it, with what it changed (engine/vault/changes.py).
 Views refresh from it (the app relays it to the GUI thread as one signal)."""
 
 
@@ -58,7 +64,7 @@ class Memory:
         self.db = db
         self.paths = paths
         self.embedder = embedder
-        self.health = Health()  # what this vault's background loops report (engine/health.py)
+        self.health = Health()  # what this vault's background loops report (engine/scheduler/health.py)
         self.indexer = Indexer(db, embedder, health=self.health) if embedder is not None else None
         self.on_added: list[AddedHook] = []
         self.on_changed: list[ChangedHook] = []
@@ -67,6 +73,21 @@ class Memory:
         if self.indexer is not None and background:
             self.indexer.start()
 
+    # ------------------------------------------- what the app shows besides the memories
+    # The UI reads and changes sessions, feedback and adapters through these, never through
+    # the database handle (tests/test_layout.py): the SQL stays in the vault package.
+    @cached_property
+    def sessions(self) -> Sessions:
+        return Sessions(self.db)
+
+    @cached_property
+    def feedback(self) -> Feedback:
+        return Feedback(self.db)
+
+    @cached_property
+    def adapters(self) -> AdapterRegistry:
+        return AdapterRegistry(self.db)
+
     # ----------------------------------------------------------------- opening
     @classmethod
     def open(cls, data_dir_path: str | os.PathLike | None = None, *, profile: str = "default",
@@ -74,7 +95,7 @@ class Memory:
              background: bool = True, kdf: KdfParams = KdfParams()) -> "Memory":
         """Open (or create) a profile's vault. `embedder=False` gives a keyword-only vault."""
         paths = ProfilePaths.for_profile(data_dir(data_dir_path), profile)
-        from engine.backup import recover_interrupted
+        from memdesk.engine.vault.backup import recover_interrupted
 
         recover_interrupted(paths)  # a restore cut short between its two renames
         keys = KeyManager(paths.key_sidecar, passphrase, kdf)
@@ -402,7 +423,7 @@ class Memory:
         with self.db.read() as conn:
             data = vault.stats(conn)
             if by_part:
-                from engine.maintenance import storage_by_part
+                from memdesk.engine.vault.maintenance import storage_by_part
 
                 data["vault_parts"] = storage_by_part(conn, self.paths.vault)
         data["vault"] = str(self.paths.vault)
@@ -413,12 +434,12 @@ class Memory:
 
     # --------------------------------------------------------------- exchange
     def export(self, path: str | os.PathLike, **kwargs) -> int:
-        from engine.exchange import export_jsonl
+        from memdesk.engine.vault.exchange import export_jsonl
 
         return export_jsonl(self, Path(path), **kwargs)
 
     def import_(self, path: str | os.PathLike) -> ImportReport:
-        from engine.exchange import import_jsonl
+        from memdesk.engine.vault.exchange import import_jsonl
 
         return import_jsonl(self, Path(path))
 

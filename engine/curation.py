@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from engine.api import Memory
-from engine.cube import MemoryItem, Relation, Status
-from engine.errors import InvalidInputError, NotFoundError
-from engine.store import vault
-from engine.text import check_text
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import MemoryItem, Relation, Status
+from memdesk.engine.errors import InvalidInputError, NotFoundError
+from memdesk.engine.vault import items as vault
+from memdesk.engine.text import check_text
 
 # What a revert puts back; status too, so undoing an archive or delete brings the memory back.
 REVERTIBLE = ("memory", "key", "tags", "memory_type", "status", "confidence", "event_time", "event_end",

@@ -7,4 +7,4 @@ from importlib.resources import files
 
 @cache
 def text(relative: str) -> str:
-    return files("resources").joinpath(relative).read_text(encoding="utf-8")
+    return files("memdesk.resources").joinpath(relative).read_text(encoding="utf-8")

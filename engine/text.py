@@ -5,7 +5,7 @@ import hashlib
 import re
 import unicodedata
 
-from engine.errors import InvalidInputError
+from memdesk.engine.errors import InvalidInputError
 
 # A memory is a note, a fact or a chat turn. Whole documents go through ingestion, which
 # chunks them; this limit keeps one item small enough to embed, show and edit.

@@ -1,7 +1,7 @@
 """Entry point of the frozen app: the same command line as `memdesk` (no arguments opens the window)."""
 import sys
 
-from app.cli import main
+from memdesk.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

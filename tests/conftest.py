@@ -9,9 +9,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
-from engine.api import Memory  # noqa: E402
-from engine.embed import Embedder  # noqa: E402
-from engine.keys import KdfParams  # noqa: E402
+from memdesk.engine.api import Memory  # noqa: E402
+from memdesk.engine.search.embed import Embedder  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 
 # Argon2id at full cost takes ~0.3 s per open; tests open vaults hundreds of times.
 FAST_KDF = KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1)
@@ -57,7 +57,7 @@ def kw_mem(data_dir):
 def llama_model():
     """The embedded SmolLM2 GGUF on llama.cpp, loaded once per run (context 2048)."""
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install; this guards partial set-ups")
-    from engine.llm.registry import load_model
+    from memdesk.engine.llm.registry import load_model
 
     model = load_model(n_ctx=2048)
     yield model
@@ -69,7 +69,7 @@ def llama_server(tmp_path_factory):
     """llama-cpp-python's OpenAI-compatible server on the embedded GGUF (context 2048), on a free
     loopback port, started for one test module and stopped after it (tests/llm_server.py)."""
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install; this guards partial set-ups")
-    from engine.llm.registry import embedded_model_path
+    from memdesk.engine.llm.registry import embedded_model_path
     from tests.llm_server import llama_cpp_server
 
     with llama_cpp_server(embedded_model_path(), tmp_path_factory.mktemp("llama-server") / "server.log") as server:
@@ -80,8 +80,8 @@ def llama_server(tmp_path_factory):
 def embedded_hf(tmp_path_factory):
     """The embedded GGUF exported once per session as an HF/MLX folder (about 30 s): the MLX
     backend, both LoRA trainers and the gate all read it. Tests must not write into it."""
-    from engine.llm.export import export_gguf_to_hf
-    from engine.llm.registry import embedded_model_path
+    from memdesk.engine.llm.export import export_gguf_to_hf
+    from memdesk.engine.llm.registry import embedded_model_path
 
     return export_gguf_to_hf(embedded_model_path(), tmp_path_factory.mktemp("embedded-hf") / "smollm2")
 
@@ -89,7 +89,7 @@ def embedded_hf(tmp_path_factory):
 @pytest.fixture
 def runner(qtbot):
     """A TaskRunner for Qt tests (tests/ui, tests/app), drained before the vault closes."""
-    from ui.tasks import TaskRunner
+    from memdesk.ui.tasks import TaskRunner
 
     tasks = TaskRunner()
     yield tasks

@@ -44,8 +44,8 @@ class RunningServer:
 def llama_cpp_server(model: Path, log: Path, n_ctx: int = 2048) -> Iterator[RunningServer]:
     for module in ("uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings"):
         pytest.importorskip(module, reason="the llama-cpp-python server needs the test extra: pip install -e '.[test]'")
-    from engine.errors import EndpointUnavailableError
-    from engine.llm.endpoint import Timeouts, list_models
+    from memdesk.engine.errors import EndpointUnavailableError
+    from memdesk.engine.llm.endpoint import Timeouts, list_models
 
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # its "Disconnected from client" line reaches the log at once

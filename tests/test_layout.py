@@ -1,4 +1,5 @@
-"""The layout rules from ARCHITECTURE.md: one-way imports and small modules."""
+"""The layout rules from ARCHITECTURE.md: one-way imports, one import root, SQL only in the
+vault package, a UI without a database handle, and small modules."""
 from __future__ import annotations
 
 import ast
@@ -9,8 +10,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 MAX_LINES = 600
 
-ENGINE_FORBIDDEN = ("PySide6", "PySide2", "PyQt5", "PyQt6", "shiboken6", "ui", "app")
-UI_FORBIDDEN = ("apsw", "sqlite3", "sqlite_vec", "engine.store", "engine.llm")
+ENGINE_FORBIDDEN = ("PySide6", "PySide2", "PyQt5", "PyQt6", "shiboken6", "memdesk.ui", "memdesk.app")
+UI_FORBIDDEN = ("apsw", "sqlite3", "sqlite_vec", "memdesk.engine.vault", "memdesk.engine.llm")
+TOP_FOLDERS = ("engine", "app", "ui", "resources")  # installed as memdesk.<name> (pyproject.toml)
+BARE_ROOTS = TOP_FOLDERS  # importing these by their folder name would load a second copy
 
 
 def _python_files(folder: str) -> list[Path]:
@@ -22,7 +25,8 @@ def _python_files(folder: str) -> list[Path]:
 
 def _module_package(path: Path, root: Path) -> list[str]:
     """The dotted package a file belongs to, for resolving relative imports."""
-    return list(path.relative_to(root).with_suffix("").parts)[:-1]
+    parts = list(path.relative_to(root).with_suffix("").parts)[:-1]
+    return ["memdesk", *parts] if parts and parts[0] in TOP_FOLDERS else parts
 
 
 def imported_modules(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
@@ -40,7 +44,7 @@ def imported_modules(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
             else:
                 module = node.module or ""
             found.append((node.lineno, module))
-            # `from engine import store` imports engine.store.
+            # `from memdesk.engine import vault` imports memdesk.engine.vault.
             found.extend((node.lineno, f"{module}.{alias.name}".lstrip("."))
                          for alias in node.names if alias.name != "*")
     # __import__("x") / importlib.import_module("x") with a literal name.
@@ -85,7 +89,7 @@ def test_checker_sees_nested_relative_and_dynamic_imports(tmp_path):
         "class C:\n"
         "    def g(self):\n"
         "        try:\n"
-        "            import ui.widgets\n"
+        "            import memdesk.ui.widgets\n"
         "        except ImportError:\n"
         "            pass\n"
         "from ... import app\n"
@@ -94,10 +98,10 @@ def test_checker_sees_nested_relative_and_dynamic_imports(tmp_path):
     found = _violations([bad], ENGINE_FORBIDDEN, fake_root)
     text = "\n".join(found)
     assert ":3 imports PySide6.QtCore" in text
-    assert ":7 imports ui.widgets" in text
-    assert ":10 imports app" in text
+    assert ":7 imports memdesk.ui.widgets" in text
+    assert ":10 imports memdesk.app" in text
     assert ":12 imports PyQt6.QtGui" in text
-    assert len(found) == 5  # PySide6.QtCore (+ .QObject), ui.widgets, app, PyQt6.QtGui; not os/importlib
+    assert len(found) == 5  # PySide6.QtCore (+ .QObject), memdesk.ui.widgets, memdesk.app, PyQt6.QtGui
 
 
 def test_engine_has_modules():
@@ -115,7 +119,37 @@ def test_ui_never_touches_sqlite_or_models():
     if not files:
         pytest.skip("ui/ has no modules yet")
     violations = _violations(files, UI_FORBIDDEN)
-    assert not violations, "ui/ may use engine.cube/engine.api types only:\n" + "\n".join(violations)
+    assert not violations, "ui/ may use the Memory facade (engine.api) and plain types only:\n" + "\n".join(violations)
+
+
+def _attribute_uses(path: Path, name: str) -> list[int]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == name]
+
+
+def test_ui_never_holds_the_database_handle():
+    """Sessions, feedback and adapters come from the Memory facade; a widget cannot run SQL."""
+    found = [f"{path.relative_to(ROOT)}:{line}" for path in _python_files("ui") for line in _attribute_uses(path, "db")]
+    assert not found, "ui/ reads `.db`; use Memory's sessions, feedback or adapters:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("folder", ["engine", "app", "ui", "tests", "bench", "packaging", "installers", "memdesk"])
+def test_everything_imports_through_the_memdesk_root(folder):
+    """`import engine` would load a second copy of every module beside memdesk.engine's."""
+    violations = _violations(_python_files(folder), BARE_ROOTS)
+    assert not violations, "import these as memdesk.<name>:\n" + "\n".join(violations)
+
+
+def test_pyproject_installs_every_package_under_the_root():
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    mapping = config["package-dir"]
+    assert {mapping[f"memdesk.{top}"] for top in TOP_FOLDERS} == set(TOP_FOLDERS)
+    in_tree = {"memdesk"} | {"memdesk." + ".".join(init.parent.relative_to(ROOT).parts)
+                             for top in TOP_FOLDERS for init in (ROOT / top).rglob("__init__.py")
+                             if "__pycache__" not in init.parts}
+    assert set(config["packages"]) == in_tree
 
 
 @pytest.mark.parametrize("folder", ["engine", "app", "ui", "bench"])

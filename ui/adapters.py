@@ -7,10 +7,9 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QProgressBar, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from engine.api import Memory
-from engine.parametric.registry import Adapter, AdapterRegistry
-from ui.messages import for_gui
-from ui.tasks import TaskRunner
+from memdesk.engine.api import Adapter, Memory
+from memdesk.ui.messages import for_gui
+from memdesk.ui.tasks import TaskRunner
 
 COLUMNS = ("Adapter", "Status", "Trained", "Examples", "Adherence (held out)", "General perplexity", "Size")
 
@@ -33,7 +32,7 @@ class AdaptersView(QWidget):
                  installable: bool = False):
         super().__init__(parent)
         self.setObjectName("adaptersView")
-        self.registry = AdapterRegistry(mem.db)
+        self.registry = mem.adapters
         self.runner = runner
         self.base = base_fingerprint
         self.adapters: list[Adapter] = []

@@ -16,14 +16,14 @@ from PySide6.QtGui import QAction, QIcon, QKeySequence, QTextCursor
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
                                QMenu, QSplitter, QStackedWidget, QStyle, QTableView, QToolBar, QVBoxLayout, QWidget)
 
-from engine import curation
-from engine.api import Memory
-from engine.cube import MemoryItem
-from engine.errors import MemDeskError
-from ui.memory_detail import MemoryDetailPane, confirm, parse_tags
-from ui.memory_table import COLUMN_INDEX, COLUMNS, SEARCH_K, MemoryFilterBar, MemoryTableModel
-from ui.messages import for_gui
-from ui.tasks import TaskRunner
+from memdesk.engine import curation
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import MemoryItem
+from memdesk.engine.errors import MemDeskError
+from memdesk.ui.memory_detail import MemoryDetailPane, confirm, parse_tags
+from memdesk.ui.memory_table import COLUMN_INDEX, COLUMNS, SEARCH_K, MemoryFilterBar, MemoryTableModel
+from memdesk.ui.messages import for_gui
+from memdesk.ui.tasks import TaskRunner
 
 SEARCH_DELAY_MS = 200
 # Starting widths (in average character widths) so the text column gets the room.

@@ -18,11 +18,11 @@ from PySide6.QtGui import QCursor, QGuiApplication, QKeyEvent, QKeySequence, QPa
 from PySide6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QStyle,
                                QVBoxLayout, QWidget)
 
-from engine.api import Memory
-from engine.cube import AddResult, Source
-from engine.errors import MemDeskError
-from ui.messages import for_gui
-from ui.tasks import TaskRunner
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import AddResult, Source
+from memdesk.engine.errors import MemDeskError
+from memdesk.ui.messages import for_gui
+from memdesk.ui.tasks import TaskRunner
 
 CAPTURE_SHORTCUT = "Ctrl+Shift+Space"
 EMPTY_HINT = "Nothing to remember yet: type a note, then press Enter."

@@ -15,15 +15,13 @@ from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (QApplication, QFrame, QHBoxLayout, QLabel, QMainWindow, QPlainTextEdit, QPushButton,
                                QSplitter, QStyle, QToolBar, QVBoxLayout, QWidget)
 
-from engine.api import Memory
-from engine.errors import NotFoundError
-from engine.feedback import Feedback, ReplyFeedback
-from engine.sessions import Message, Sessions
-from ui.messages import for_gui
-from ui.session_list import SessionList
-from ui.status_line import ERROR_COLOR, StatusLine
-from ui.tasks import TaskRunner
-from ui.transcript import MemoryRef, Transcript, describe_reply, info_from_stats
+from memdesk.engine.api import Memory, Message, ReplyFeedback
+from memdesk.engine.errors import NotFoundError
+from memdesk.ui.messages import for_gui
+from memdesk.ui.session_list import SessionList
+from memdesk.ui.status_line import ERROR_COLOR, StatusLine
+from memdesk.ui.tasks import TaskRunner
+from memdesk.ui.transcript import MemoryRef, Transcript, describe_reply, info_from_stats
 
 NEW_CHAT_TEXT = "New chat. Ask anything; MemDesk brings in what it remembers about you."
 MESSAGE_SECONDS = 15000
@@ -327,8 +325,8 @@ class MainWindow(QMainWindow):
         mem = self.mem
 
         def fetch() -> tuple[list[Message], dict[str, str], dict[str, ReplyFeedback]]:
-            messages = Sessions(mem.db).messages(session_id)
-            feedback = Feedback(mem.db).for_session(session_id)
+            messages = mem.sessions.messages(session_id)
+            feedback = mem.feedback.for_session(session_id)
             texts: dict[str, str] = {}
             for message in messages:
                 for memory_id in message.memory_ids:

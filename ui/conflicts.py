@@ -17,12 +17,12 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFrame, QHBoxLayout, Q
                                QPushButton, QScrollArea, QSizePolicy, QStackedWidget, QStyle, QToolButton,
                                QVBoxLayout, QWidget)
 
-from engine.api import Memory
-from engine.cube import MemoryItem
-from engine.curation import Conflict, Resolution, conflicts, resolve
-from ui.labels import empty_label, message_label
-from ui.messages import for_gui
-from ui.tasks import TaskRunner, weakly
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import MemoryItem
+from memdesk.engine.curation import Conflict, Resolution, conflicts, resolve
+from memdesk.ui.labels import empty_label, message_label
+from memdesk.ui.messages import for_gui
+from memdesk.ui.tasks import TaskRunner, weakly
 
 EMPTY_TEXT = ("No conflicts. When a new fact contradicts one you pinned or edited, "
               "both are kept and shown here.")

@@ -11,7 +11,7 @@ import html
 import re
 from datetime import datetime
 
-from engine.cube import MemoryItem
+from memdesk.engine.cube import MemoryItem
 
 # Colours chosen to read on the light Fusion palette and still be distinguishable without colour
 # (deletions are struck through, insertions underlined).

@@ -21,13 +21,13 @@ from PySide6.QtWidgets import (QCheckBox, QDateEdit, QFormLayout, QHBoxLayout, Q
                                QListWidgetItem, QMessageBox, QPlainTextEdit, QPushButton, QSpinBox, QSplitter,
                                QStackedWidget, QStyle, QTabWidget, QTextBrowser, QVBoxLayout, QWidget)
 
-from engine.api import Memory
-from engine.cube import MemoryItem, SourceRef, Status, Version, parse_iso
-from engine.errors import NotFoundError, StaleVersionError
-from ui.history_diff import version_diff_html
-from ui.memory_table import local_midnight, short_time
-from ui.messages import for_gui
-from ui.tasks import TaskRunner
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import MemoryItem, SourceRef, Status, Version, parse_iso
+from memdesk.engine.errors import NotFoundError, StaleVersionError
+from memdesk.ui.history_diff import version_diff_html
+from memdesk.ui.memory_table import local_midnight, short_time
+from memdesk.ui.messages import for_gui
+from memdesk.ui.tasks import TaskRunner
 
 
 def confirm(parent: QWidget, title: str, text: str) -> bool:

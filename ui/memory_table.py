@@ -23,9 +23,9 @@ from PySide6.QtCore import (QAbstractTableModel, QDate, QDateTime, QLocale, QMod
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import QComboBox, QDateEdit, QHBoxLayout, QLabel, QLineEdit, QStyle, QToolButton, QWidget
 
-from engine.api import Memory
-from engine.cube import LIVE_STATUSES, Filters, MemoryItem, MemoryType, SearchHit, Source, Status, to_utc, ts
-from ui.tasks import TaskRunner
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import LIVE_STATUSES, Filters, MemoryItem, MemoryType, SearchHit, Source, Status, to_utc, ts
+from memdesk.ui.tasks import TaskRunner
 
 PAGE_SIZE = 200
 SEARCH_K = 200

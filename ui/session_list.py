@@ -13,9 +13,8 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMenu,
                                QMessageBox, QStackedWidget, QStyle, QToolButton, QVBoxLayout, QWidget)
 
-from engine.api import Memory
-from engine.sessions import Session, Sessions
-from ui.tasks import TaskRunner
+from memdesk.engine.api import Memory, Session
+from memdesk.ui.tasks import TaskRunner
 
 ID_ROLE = Qt.ItemDataRole.UserRole
 TITLE_ROLE = Qt.ItemDataRole.UserRole + 1  # the stored title, to revert an empty or failed rename
@@ -105,8 +104,8 @@ class SessionList(QWidget):
     def reload(self) -> None:
         self._generation += 1
         generation = self._generation
-        db = self.mem.db
-        self.runner.read(lambda: Sessions(db).list(), on_done=lambda sessions: self._fill(generation, sessions),
+        sessions = self.mem.sessions
+        self.runner.read(lambda: sessions.list(), on_done=lambda sessions: self._fill(generation, sessions),
                          on_error=lambda exc: self.failed.emit(str(exc)))
 
     def _fill(self, generation: int, sessions: list[Session]) -> None:
@@ -189,7 +188,7 @@ class SessionList(QWidget):
             self._set_title(item, old)
             return
         self._set_title(item, title)
-        db = self.mem.db
+        sessions = self.mem.sessions
 
         def done(_none: None) -> None:
             self.sessionRenamed.emit(session_id, title)
@@ -199,7 +198,7 @@ class SessionList(QWidget):
             self.failed.emit(str(exc))
             self.reload()  # shows the stored title again
 
-        self.runner.write(lambda: Sessions(db).rename(session_id, title), on_done=done, on_error=failed)
+        self.runner.write(lambda: sessions.rename(session_id, title), on_done=done, on_error=failed)
 
     def _set_title(self, item: QListWidgetItem, title: str) -> None:
         self._filling = True
@@ -217,7 +216,7 @@ class SessionList(QWidget):
         session_id, title = item.data(ID_ROLE), item.text()
         if not self._confirm_delete(title):
             return
-        db = self.mem.db
+        sessions = self.mem.sessions
 
         def done(_none: None) -> None:
             self.sessionDeleted.emit(session_id)
@@ -225,7 +224,7 @@ class SessionList(QWidget):
                 self.new_session()
             self.reload()
 
-        self.runner.write(lambda: Sessions(db).delete(session_id), on_done=done,
+        self.runner.write(lambda: sessions.delete(session_id), on_done=done,
                           on_error=lambda exc: self.failed.emit(str(exc)))
 
     def _confirm_delete(self, title: str) -> bool:

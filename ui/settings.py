@@ -21,16 +21,16 @@ from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QComboBox, QDialog, Q
                                QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QStyle, QTabWidget, QVBoxLayout, QWidget)
 
-from engine.errors import MemDeskError
-from engine.ingest_watch import FolderState
-from ui.messages import for_gui
-from ui.settings_endpoint import EndpointFields
-from ui.settings_backup import BackupBox
-from ui.settings_folders import decorate as decorate_folder
-from ui.settings_layout import FormGrid, hour_combo, hrow, muted, named_page
-from ui.settings_login import LoginStartBox
-from ui.settings_models import ModelsPage
-from ui.settings_model import (BACKEND_CHOICES, CONTEXT_CHOICES, DEFAULT_MODEL_NAME, AppSettings, SettingsInfo, data_dir_problem,
+from memdesk.engine.errors import MemDeskError
+from memdesk.engine.ingestion.watch import FolderState
+from memdesk.ui.messages import for_gui
+from memdesk.ui.settings_endpoint import EndpointFields
+from memdesk.ui.settings_backup import BackupBox
+from memdesk.ui.settings_folders import decorate as decorate_folder
+from memdesk.ui.settings_layout import FormGrid, hour_combo, hrow, muted, named_page
+from memdesk.ui.settings_login import LoginStartBox
+from memdesk.ui.settings_models import ModelsPage
+from memdesk.ui.settings_model import (BACKEND_CHOICES, CONTEXT_CHOICES, DEFAULT_MODEL_NAME, AppSettings, SettingsInfo, data_dir_problem,
                                folder_problem, nightly_problem, normalise_folder)
 
 

@@ -12,8 +12,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QStyle, QVBoxLayout, QWidget)
 
-from ui.messages import for_gui
-from ui.unlock import passphrase_problem
+from memdesk.ui.messages import for_gui
+from memdesk.ui.unlock import passphrase_problem
 
 RESTORE_WARNING = ("Restoring replaces every memory, chat and learned preference in this profile with the "
                    "backup's: what is here now and not in the backup is lost. MemDesk closes, restores the "

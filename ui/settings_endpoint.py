@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QLineEdit, QPushButton, QWidget
 
-from engine.errors import MemDeskError
-from ui.settings_model import MODEL_SOURCES
+from memdesk.engine.errors import MemDeskError
+from memdesk.ui.settings_model import MODEL_SOURCES
 
 SOURCE_LABELS = {"file": "In MemDesk: a model file on this computer",
                  "endpoint": "In a local server: Ollama, LM Studio, llama-server, Jan"}

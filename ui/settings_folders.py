@@ -10,7 +10,7 @@ import os
 
 from PySide6.QtWidgets import QListWidgetItem, QStyle
 
-from engine.ingest_watch import FolderState
+from memdesk.engine.ingestion.watch import FolderState
 
 _ICONS = {"watching": QStyle.StandardPixmap.SP_DirIcon,
           "scanning": QStyle.StandardPixmap.SP_BrowserReload,

@@ -11,9 +11,9 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QLabel, QWidget
 
-from ui.messages import for_gui
-from ui.settings_layout import muted
-from ui.status_line import ERROR_COLOR
+from memdesk.ui.messages import for_gui
+from memdesk.ui.settings_layout import muted
+from memdesk.ui.status_line import ERROR_COLOR
 
 NOTE = ("MemDesk opens when you log in to this computer, so its tray icon and quick capture "
         "(Ctrl+Shift+Space) are ready and nightly learning can run. This takes effect at once.")

@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QMessageBox, QStatusBar, QStyle, QWidget
 
-from ui.messages import for_gui
+from memdesk.ui.messages import for_gui
 
 MODEL_STATES = ("loading", "ready", "error")
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from engine.errors import MemDeskError
+from memdesk.engine.errors import MemDeskError
 
 log = logging.getLogger(__name__)
 

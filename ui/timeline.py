@@ -13,11 +13,11 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QAction, QIcon, QImage, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QStackedWidget, QStyle, QToolButton, QVBoxLayout, QWidget
 
-from engine.api import Memory
-from ui.labels import empty_label, message_label
-from ui.tasks import TaskRunner, weakly
-from ui.timeline_canvas import TimelineCanvas
-from ui.timeline_data import DEFAULT_LIMIT, TimelineData, format_date, lane_colour, load_timeline
+from memdesk.engine.api import Memory
+from memdesk.ui.labels import empty_label, message_label
+from memdesk.ui.tasks import TaskRunner, weakly
+from memdesk.ui.timeline_canvas import TimelineCanvas
+from memdesk.ui.timeline_data import DEFAULT_LIMIT, TimelineData, format_date, lane_colour, load_timeline
 
 EMPTY_TEXT = ("No memories yet — chat, capture a note or add a folder, and each memory appears here "
               "at the date it happened.")

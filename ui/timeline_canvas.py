@@ -22,9 +22,9 @@ from PySide6.QtGui import (QColor, QFontMetricsF, QKeyEvent, QMouseEvent, QPaint
                            QWheelEvent)
 from PySide6.QtWidgets import QApplication, QSizePolicy, QToolTip, QWidget
 
-from ui.timeline_data import (MAX_T, MIN_T, TimelineData, format_date, lane_colour, lane_label, local_offset,
+from memdesk.ui.timeline_data import (MAX_T, MIN_T, TimelineData, format_date, lane_colour, lane_label, local_offset,
                               ticks, to_utc_datetime)
-from ui.timeline_paint import HIST_BIN, PINNED_SCALE, paint_timeline
+from memdesk.ui.timeline_paint import HIST_BIN, PINNED_SCALE, paint_timeline
 
 MIN_SPAN = 3600.0  # an hour across the whole width
 MAX_SPAN = 500 * 365.25 * 86400.0

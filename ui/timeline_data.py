@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from engine.api import Memory
-from engine.cube import Filters, MemoryItem, MemoryType
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import Filters, MemoryItem, MemoryType
 
 DEFAULT_LIMIT = 20_000
 TOOLTIP_CHARS = 280

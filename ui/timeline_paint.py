@@ -13,10 +13,10 @@ import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter
 
-from ui.timeline_data import lane_label
+from memdesk.ui.timeline_data import lane_label
 
 if TYPE_CHECKING:
-    from ui.timeline_canvas import TimelineCanvas
+    from memdesk.ui.timeline_canvas import TimelineCanvas
 
 MAX_PINNED_OVERLAY = 2000  # pinned markers drawn over a crowded lane's bars
 HIST_BIN = 4  # pixels per histogram bar (3 drawn, 1 gap)

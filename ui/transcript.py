@@ -21,7 +21,7 @@ from PySide6.QtGui import QIcon, QKeySequence
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFrame, QHBoxLayout, QLabel, QLayout, QLayoutItem,
                                QPlainTextEdit, QScrollArea, QSizePolicy, QStyle, QToolButton, QVBoxLayout, QWidget)
 
-from ui.links import confirm_and_open
+from memdesk.ui.links import confirm_and_open
 
 RENDER_INTERVAL_MS = 50
 BUBBLE_WIDTH = 0.78  # of the visible width: long replies wrap, the other side stays free

@@ -29,7 +29,7 @@ def fingerprint_file(path: Path) -> str:
 
 def check_gguf(path: Path) -> Path:
     """Fail early, naming the file, instead of letting llama.cpp abort with a C-level message."""
-    from engine.errors import ModelError
+    from memdesk.engine.errors import ModelError
 
     path = Path(path).expanduser()
     if not path.exists():
@@ -157,7 +157,7 @@ def turn_markers(model: ChatModel) -> tuple[str, ...]:
 
 
 def _template_errors() -> tuple[type[BaseException], ...]:
-    from engine.errors import ModelError
+    from memdesk.engine.errors import ModelError
 
     errors: tuple[type[BaseException], ...] = (ValueError, TypeError, KeyError, IndexError, ModelError)
     try:

@@ -17,7 +17,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InvalidInputError, NotFoundError
+from memdesk.engine.errors import InvalidInputError, NotFoundError
 
 CATALOG_RESOURCE = "models/catalog.json"
 FORMAT = 1
@@ -103,7 +103,7 @@ class Catalog:
 @cache
 def load_catalog() -> Catalog:
     """The catalog shipped with this MemDesk (parsed once per process)."""
-    text = files("resources").joinpath(CATALOG_RESOURCE).read_text(encoding="utf-8")
+    text = files("memdesk.resources").joinpath(CATALOG_RESOURCE).read_text(encoding="utf-8")
     return parse_catalog(json.loads(text), source=CATALOG_RESOURCE)
 
 

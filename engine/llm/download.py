@@ -34,9 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.errors import Cancelled, DownloadError, IntegrityError, StorageFullError
-from engine.llm.hub import RemoteFile, Response, Timeouts, TransientDownloadError, request
-from engine.private_files import fsync_dir, try_lock
+from memdesk.engine.errors import Cancelled, DownloadError, IntegrityError, StorageFullError
+from memdesk.engine.llm.hub import RemoteFile, Response, Timeouts, TransientDownloadError, request
+from memdesk.engine.vault.private_files import fsync_dir, try_lock
 
 log = logging.getLogger(__name__)
 

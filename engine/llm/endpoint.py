@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-from engine.errors import EndpointError, EndpointUnavailableError, InvalidInputError, ModelError
-from engine.llm.base import ChatTurn, GenerationConfig, GenerationStats, ModelInfo
+from memdesk.engine.errors import EndpointError, EndpointUnavailableError, InvalidInputError, ModelError
+from memdesk.engine.llm.base import ChatTurn, GenerationConfig, GenerationStats, ModelInfo
 
 log = logging.getLogger(__name__)
 

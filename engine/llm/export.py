@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import MemDeskError, ModelError
-from engine.llm.base import ChatTurn, check_gguf, fingerprint_file
+from memdesk.engine.errors import MemDeskError, ModelError
+from memdesk.engine.llm.base import ChatTurn, check_gguf, fingerprint_file
 
 EXPORT_MANIFEST = "memdesk_export.json"
 
@@ -50,7 +50,7 @@ PARITY_TURNS: tuple[ChatTurn, ...] = (
 
 
 def default_gguf_path() -> Path:
-    from engine.llm.registry import embedded_model_path
+    from memdesk.engine.llm.registry import embedded_model_path
 
     return embedded_model_path()
 
@@ -149,7 +149,7 @@ def export_gguf_to_hf(gguf_path: Path, out_dir: Path, *, overwrite: bool = False
             "source": gguf_path.name,  # name only: the folder's fingerprint must not depend on where it came from
             "source_fingerprint": fingerprint_file(gguf_path),
             "dtype": dtype,
-            "exporter": "engine.llm.export",
+            "exporter": "memdesk.engine.llm.export",
         }
         (tmp / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         _replace_dir(tmp, out_dir)
@@ -232,7 +232,7 @@ def greedy_parity(gguf_path: Path, mlx_dir: Path, turns: Sequence[ChatTurn] = PA
     """
     import numpy as np
 
-    from engine.llm.mlx_backend import MlxModel
+    from memdesk.engine.llm.mlx_backend import MlxModel
 
     mlx = MlxModel(Path(mlx_dir))
     try:

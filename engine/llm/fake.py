@@ -9,7 +9,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 
-from engine.llm.base import ChatTurn, GenerationConfig, GenerationStats, ModelInfo
+from memdesk.engine.llm.base import ChatTurn, GenerationConfig, GenerationStats, ModelInfo
 
 
 class FakeModel:

@@ -20,7 +20,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from engine.llm.catalog import GB, GGUF, MLX, Catalog, CatalogEntry, load_catalog
+from memdesk.engine.llm.catalog import GB, GGUF, MLX, Catalog, CatalogEntry, load_catalog
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +300,7 @@ def _gb(value: int | None) -> str:
 
 
 def main() -> int:
-    from engine.paths import data_dir
+    from memdesk.engine.vault.paths import data_dir
 
     hardware = detect_hardware(data_dir() / "models")
     json.dump(recommend(hardware).to_dict(), sys.stdout, indent=2)

@@ -29,7 +29,7 @@ import urllib.request
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
-from engine.errors import DownloadError, NotFoundError
+from memdesk.engine.errors import DownloadError, NotFoundError
 
 ENDPOINT_ENV = "HF_ENDPOINT"
 DEFAULT_ENDPOINT = "https://huggingface.co"

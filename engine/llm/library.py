@@ -24,12 +24,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from engine.errors import InvalidInputError, MemDeskError, ModelError, NotFoundError
-from engine.llm import hub
-from engine.llm.catalog import GGUF, MLX, Catalog, CatalogEntry, load_catalog
-from engine.llm.download import (CancelToken, DownloadOptions, ProgressCallback, ProgressMeter, check_free_space,
+from memdesk.engine.errors import InvalidInputError, MemDeskError, ModelError, NotFoundError
+from memdesk.engine.llm import hub
+from memdesk.engine.llm.catalog import GGUF, MLX, Catalog, CatalogEntry, load_catalog
+from memdesk.engine.llm.download import (CancelToken, DownloadOptions, ProgressCallback, ProgressMeter, check_free_space,
                                  discard_partial, download_file, part_paths)
-from engine.private_files import make_private_dir, write_private
+from memdesk.engine.vault.private_files import make_private_dir, write_private
 
 LIBRARY_FILE = "library.json"
 MANIFEST = "download.json"
@@ -154,7 +154,7 @@ class ModelLibrary:
         return self._catalog_model(entry, fmt)
 
     def _download_gguf(self, entry, cancel, on_progress, options) -> None:
-        from engine.llm.base import check_gguf
+        from memdesk.engine.llm.base import check_gguf
 
         spec = entry.gguf
         remote = hub.file_metadata(spec.repo, spec.file, spec.revision, timeouts=options.timeouts)
@@ -171,7 +171,7 @@ class ModelLibrary:
                              {remote.filename: result.sha256 or ""}, result.size)
 
     def _download_mlx(self, entry, cancel, on_progress, options) -> None:
-        from engine.llm.registry import check_model_path
+        from memdesk.engine.llm.registry import check_model_path
 
         spec = entry.mlx
         files = [f for f in hub.repo_files(spec.repo, spec.revision, timeouts=options.timeouts)
@@ -241,8 +241,8 @@ class ModelLibrary:
     # ---------------------------------------------------------- models the person has
     def add(self, path: Path, name: str | None = None) -> list[InstalledModel]:
         """Register a .gguf, an MLX folder, or every .gguf under a folder (LM Studio, GPT4All), in place."""
-        from engine.llm.base import check_gguf
-        from engine.llm.registry import check_model_path
+        from memdesk.engine.llm.base import check_gguf
+        from memdesk.engine.llm.registry import check_model_path
 
         path = Path(path).expanduser().absolute()
         if not path.exists():

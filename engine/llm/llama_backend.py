@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from engine.errors import ModelError, Preempted
-from engine.llm.base import (ChatTurn, GenerationConfig, GenerationStats, ModelInfo, check_gguf,
+from memdesk.engine.errors import ModelError, Preempted
+from memdesk.engine.llm.base import (ChatTurn, GenerationConfig, GenerationStats, ModelInfo, check_gguf,
                              fingerprint_file)
 
 # The KV cache's format (ModelInfo.kv_cache): "k-q8_0" (the default: 8-bit keys, 16-bit values),

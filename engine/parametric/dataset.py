@@ -5,7 +5,7 @@
     snapshot = save_dataset(mem, dataset)           # encrypted inside the vault
 
 Sources, all read from the vault:
-- Feedback on replies (engine/feedback.py). An edited reply gives an SFT example (the user's
+- Feedback on replies (engine/vault/feedback.py). An edited reply gives an SFT example (the user's
   message -> the edited text) and a DPO triple (chosen = edited, rejected = the original); a
   thumbs-up reply gives an SFT example; a thumbs-down reply gives nothing to imitate, but is
   the rejected side of a DPO triple when another reply to the same message was liked or edited.
@@ -30,16 +30,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from engine.api import Memory
-from engine.chat import ChatConfig
-from engine.chat import system_text as chat_system  # the very text a chat turn starts with, so the two never drift
-from engine.cube import Filters, MemoryItem, MemoryType, Status, from_ts, to_utc, ts, utcnow
-from engine.errors import CorruptStoreError, InvalidInputError, NotFoundError, Preempted
-from engine.feedback import Feedback, RatedTurn
-from engine.llm.base import ChatModel, ChatTurn, GenerationConfig, GenerationStats
-from engine.parametric.types import Dataset, DpoExample, Progress, SftExample, ShouldStop
-from engine.resources import text as resource_text
-from engine.text import normalise
+from memdesk.engine.api import Memory
+from memdesk.engine.chat.turn import ChatConfig
+from memdesk.engine.chat.turn import system_text as chat_system  # the very text a chat turn starts with, so the two never drift
+from memdesk.engine.cube import Filters, MemoryItem, MemoryType, Status, from_ts, to_utc, ts, utcnow
+from memdesk.engine.errors import CorruptStoreError, InvalidInputError, NotFoundError, Preempted
+from memdesk.engine.vault.feedback import RatedTurn
+from memdesk.engine.llm.base import ChatModel, ChatTurn, GenerationConfig, GenerationStats
+from memdesk.engine.parametric.types import Dataset, DpoExample, Progress, SftExample, ShouldStop
+from memdesk.engine.resources import text as resource_text
+from memdesk.engine.text import normalise
 
 PROMPTS_RESOURCE = "parametric/prompts.txt"
 PROMPTS_PER_PREFERENCE = 3
@@ -96,7 +96,7 @@ def build_dataset(mem: Memory, *, held_out_fraction: float = HELD_OUT_FRACTION, 
     if not 0.0 <= held_out_fraction < 1.0:
         raise InvalidInputError(f"held_out_fraction must be in [0, 1), not {held_out_fraction}.")
     now = to_utc(now) or utcnow()
-    turns = [t for t in Feedback(mem.db).rated_turns() if t.prompt.strip()]
+    turns = [t for t in mem.feedback.rated_turns() if t.prompt.strip()]
     specs = preference_specs(mem, now=now, limit=max_preferences)
     sft, dpo = feedback_examples(turns, "")
     # The system turn names a date; the newest source's keeps it fixed until the sources change.

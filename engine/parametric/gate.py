@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-from engine.parametric.types import SftExample
-from engine.resources import text as resource_text
+from memdesk.engine.parametric.types import SftExample
+from memdesk.engine.resources import text as resource_text
 
 
 class Scorer(Protocol):

@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ModelError
+from memdesk.engine.errors import ModelError
 
 # HF module (self_attn.* / mlp.*) -> base GGUF tensor name inside block i.
 _MODULES = {
@@ -139,7 +139,7 @@ def convert(adapter_dir: Path, base_gguf: Path, out_path: Path, *, dtype: str = 
     import gguf
     import numpy as np
 
-    from engine.llm.base import check_gguf, fingerprint_file
+    from memdesk.engine.llm.base import check_gguf, fingerprint_file
 
     adapter_dir, base_gguf, out_path = Path(adapter_dir), check_gguf(Path(base_gguf)), Path(out_path)
     config_file, weights_file = adapter_dir / "adapter_config.json", adapter_dir / "adapter_model.safetensors"
@@ -235,7 +235,7 @@ def check(path: Path) -> dict:
     """Metadata of a GGUF LoRA, for the registry; ModelError when it is not one."""
     import gguf
 
-    from engine.llm.base import check_gguf
+    from memdesk.engine.llm.base import check_gguf
 
     path = check_gguf(Path(path))
     try:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.api import Memory
-from engine.llm.base import ChatModel, fingerprint_file, fingerprint_folder
-from engine.llm.registry import default_model_path, load_model, pick_backend
-from engine.parametric.registry import Adapter, AdapterRegistry
+from memdesk.engine.api import Memory
+from memdesk.engine.llm.base import ChatModel, fingerprint_file, fingerprint_folder
+from memdesk.engine.llm.registry import default_model_path, load_model, pick_backend
+from memdesk.engine.parametric.registry import Adapter
 
 
 def base_fingerprint(path: Path, backend: str = "auto") -> tuple[str, str]:
@@ -22,7 +22,7 @@ def load_chat_model(mem: Memory, path: Path | None = None, *, backend: str = "au
     if not use_adapter or backend == "fake" or not path.exists():
         return load_model(path, backend=backend, n_ctx=n_ctx), None  # load_model explains a missing file
     chosen, fingerprint = base_fingerprint(path, backend)
-    registry = AdapterRegistry(mem.db)
+    registry = mem.adapters
     active = registry.active(fingerprint)
     if active is None:
         return load_model(path, backend=chosen, n_ctx=n_ctx), None

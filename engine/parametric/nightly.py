@@ -19,17 +19,16 @@ from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
 from pathlib import Path
 
-from engine.api import Memory
-from engine.errors import InvalidInputError, MemDeskError
-from engine.scratch import private_scratch
-from engine.feedback import Feedback
-from engine.llm.base import ChatModel
-from engine.llm.registry import default_model_path
-from engine.parametric import dataset as datasets
-from engine.parametric.gate import GateConfig, evaluate
-from engine.parametric.loading import base_fingerprint
-from engine.parametric.registry import Adapter, AdapterRegistry
-from engine.parametric.types import Dataset, Progress, ShouldStop, TrainConfig
+from memdesk.engine.api import Memory
+from memdesk.engine.errors import InvalidInputError, MemDeskError
+from memdesk.engine.vault.scratch import private_scratch
+from memdesk.engine.llm.base import ChatModel
+from memdesk.engine.llm.registry import default_model_path
+from memdesk.engine.parametric import dataset as datasets
+from memdesk.engine.parametric.gate import GateConfig, evaluate
+from memdesk.engine.parametric.loading import base_fingerprint
+from memdesk.engine.parametric.registry import Adapter
+from memdesk.engine.parametric.types import Dataset, Progress, ShouldStop, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +80,12 @@ class AdapterJob:
         # The HF export of a GGUF holds only the public base weights: a plain cache is fine.
         self.cache_dir = Path(cache_dir) if cache_dir else mem.paths.data_dir / "models"
         self.config = config
-        self.registry = AdapterRegistry(mem.db)
+        self.registry = mem.adapters
 
     # ------------------------------------------------------------ pieces
     def hf_folder(self, fingerprint: str) -> Path:
         """The trainable (HF format) copy of a GGUF base, exported once and cached."""
-        from engine.llm.export import export_gguf_to_hf
+        from memdesk.engine.llm.export import export_gguf_to_hf
 
         folder = self.cache_dir / f"{fingerprint[:16]}-hf"
         if not (folder / "config.json").is_file():
@@ -94,7 +93,7 @@ class AdapterJob:
         return folder
 
     def build(self, teacher: ChatModel | None, should_stop: ShouldStop, progress: Progress) -> Dataset:
-        Feedback(self.mem.db).prune()  # feedback on replies of deleted chats goes with them
+        self.mem.feedback.prune()  # feedback on replies of deleted chats goes with them
         plan = datasets.build_dataset(self.mem)
         if teacher is None or not plan.specs:
             return plan.dataset
@@ -148,11 +147,11 @@ class AdapterJob:
                 progress(0.2 + 0.65 * fraction, f"training: {message}")
 
             if trainer == "torch":
-                from engine.parametric import train_torch as backend
+                from memdesk.engine.parametric import train_torch as backend
 
                 model_dir = self.hf_folder(fingerprint)
             else:
-                from engine.parametric import train_mlx as backend  # type: ignore[no-redef]
+                from memdesk.engine.parametric import train_mlx as backend  # type: ignore[no-redef]
 
                 model_dir = self.model_path
             try:
@@ -172,7 +171,7 @@ class AdapterJob:
             progress(0.86, "checking the adapter against held-out examples")
             gguf_path = None
             if trainer == "torch":
-                from engine.parametric.gguf_lora import convert
+                from memdesk.engine.parametric.gguf_lora import convert
 
                 gguf_path = convert(result.adapter_dir, self.model_path, work / "adapter.gguf")
             gate = evaluate(*self._scorers(trainer, model_dir, result.adapter_dir), dataset.held_out,
@@ -198,10 +197,10 @@ class AdapterJob:
 
     def _scorers(self, trainer: str, model_dir: Path, adapter_dir: Path):
         if trainer == "torch":
-            from engine.parametric.train_torch import TorchScorer
+            from memdesk.engine.parametric.train_torch import TorchScorer
 
             return TorchScorer(model_dir), TorchScorer(model_dir, adapter_dir)
-        from engine.parametric.train_mlx import MlxScorer
+        from memdesk.engine.parametric.train_mlx import MlxScorer
 
         return MlxScorer(model_dir), MlxScorer(model_dir, adapter_dir)
 

@@ -7,7 +7,7 @@ rejected / failed). One adapter is active per base model; activating another ret
 it, and `rollback` brings back the one active before. The weights live in the vault
 (encrypted like everything else); `materialise` writes the GGUF LoRA to a private,
 short-lived file only for llama.cpp to read it, and removes it after the load (in RAM where
-the system has a RAM folder; engine/scratch.py).
+the system has a RAM folder; engine/vault/scratch.py).
 """
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from datetime import datetime
 from pathlib import Path
 from collections.abc import Iterator
 
-from engine.cube import from_ts, new_id, ts, utcnow
-from engine.errors import InvalidInputError, ModelError, NotFoundError
-from engine.scratch import private_scratch
-from engine.store.database import Database
+from memdesk.engine.cube import from_ts, new_id, ts, utcnow
+from memdesk.engine.errors import InvalidInputError, ModelError, NotFoundError
+from memdesk.engine.vault.scratch import private_scratch
+from memdesk.engine.vault.database import Database
 
 STATUSES = ("training", "candidate", "active", "retired", "rejected", "failed")
 
@@ -198,7 +198,7 @@ class AdapterRegistry:
     @contextmanager
     def materialise(self, adapter_id: str, kind: str = "gguf") -> Iterator[Path]:
         """The adapter as files for a loader that needs a path, removed when the block ends
-        (a private scratch folder, in RAM where possible: engine/scratch.py)."""
+        (a private scratch folder, in RAM where possible: engine/vault/scratch.py)."""
         with private_scratch("adapter") as folder:
             if kind == "gguf":
                 with self.db.read() as conn:

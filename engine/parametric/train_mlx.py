@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import InvalidInputError, ModelError
-from engine.llm.base import fingerprint_folder
-from engine.parametric.render import prompt_text, reply_text
-from engine.parametric.types import Dataset, Progress, ShouldStop, TrainConfig, TrainResult, check_resume
+from memdesk.engine.errors import InvalidInputError, ModelError
+from memdesk.engine.llm.base import fingerprint_folder
+from memdesk.engine.parametric.render import prompt_text, reply_text
+from memdesk.engine.parametric.types import Dataset, Progress, ShouldStop, TrainConfig, TrainResult, check_resume
 
 ADAPTER_MANIFEST = "memdesk_adapter.json"  # same name as the torch trainer's: what the adapter was trained on
 ADAPTER_WEIGHTS = "adapters.safetensors"  # mlx-lm's names, so its loader finds them

@@ -29,9 +29,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.errors import InvalidInputError, ModelError
-from engine.parametric.render import prompt_text, reply_text
-from engine.parametric.types import Dataset, Progress, ShouldStop, TrainConfig, TrainResult, check_resume
+from memdesk.engine.errors import InvalidInputError, ModelError
+from memdesk.engine.parametric.render import prompt_text, reply_text
+from memdesk.engine.parametric.types import Dataset, Progress, ShouldStop, TrainConfig, TrainResult, check_resume
 
 ADAPTER_MANIFEST = "memdesk_adapter.json"  # written next to the peft files: what the adapter was trained on
 _STATE_FILE = "trainer_state.pt"

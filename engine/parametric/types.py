@@ -88,7 +88,7 @@ RUN_KEYS = ("rank", "alpha", "dropout", "learning_rate", "steps", "batch_size", 
 
 def check_resume(state: dict, config: TrainConfig, dataset: Dataset) -> None:
     """Refuse a checkpoint made with other weight-affecting settings or other data (both trainers)."""
-    from engine.errors import InvalidInputError
+    from memdesk.engine.errors import InvalidInputError
 
     mine = config.to_dict()
     theirs = state.get("config", {})

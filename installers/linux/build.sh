@@ -53,6 +53,11 @@ if [ $skip_venv = 0 ] || [ ! -x "$VENV/bin/python" ]; then
     fi
 fi
 
+step "MemDesk into $VENV"
+# Every build, --skip-venv too: the bundle is analysed from the installed memdesk package.
+"$VENV/bin/python" -m pip install --quiet --no-deps --force-reinstall --no-build-isolation .
+rm -rf build/lib build/bdist.*  # setuptools' staging, which would otherwise hold stale copies
+
 step "PyInstaller folder"
 rm -rf "$BUILD" && mkdir -p "$BUILD" "$DIST"
 "$VENV/bin/pyinstaller" --noconfirm --log-level WARN --distpath "$BUILD/pyinstaller" \

@@ -75,7 +75,7 @@ DataKept=Your memories were not removed: the encrypted vault, settings and learn
 
 [Code]
 // The uninstaller deletes only what Setup installed: the data folder (platformdirs'
-// user_data_dir("MemDesk"), engine/paths.py) is never touched. Say where it is.
+// user_data_dir("MemDesk"), engine/vault/paths.py) is never touched. Say where it is.
 procedure CurUninstallStepChanged(CurUninstallStep: TUninstallStep);
 begin
   if (CurUninstallStep = usPostUninstall) and not UninstallSilent then

@@ -11,8 +11,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 @pytest.fixture
 def desktop(qtbot, kw_mem, tmp_path):
     """DesktopApp on a keyword-only vault and the scripted FakeModel, started and ready."""
-    from app import gui, settings_store
-    from engine.llm.fake import FakeModel
+    from memdesk.app import gui, settings_store
+    from memdesk.engine.llm.fake import FakeModel
 
     store = settings_store.SettingsStore(tmp_path / "settings-profile")
     app = gui.DesktopApp(gui.make_qt_app([]), kw_mem, kw_mem.paths, store)

@@ -10,11 +10,11 @@ from typing import Self
 
 import pytest
 
-from app import autostart
-from app.autostart import AutostartError, Launch
-from app.gui_autostart import LoginStart, login_args
-from engine.errors import MemDeskError
-from ui.settings import AppSettings, SettingsDialog, SettingsInfo
+from memdesk.app import autostart
+from memdesk.app.autostart import AutostartError, Launch
+from memdesk.app.gui_autostart import LoginStart, login_args
+from memdesk.engine.errors import MemDeskError
+from memdesk.ui.settings import AppSettings, SettingsDialog, SettingsInfo
 
 xdg_only = pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="the XDG entry is this OS's only on "
                                                                           "Linux and the BSDs")
@@ -90,9 +90,9 @@ def test_a_plain_install_starts_the_console_script_or_the_module():
         == Launch(("/usr/local/bin/memdesk", "gui", "--profile", "work"))
     fallback = autostart.launch_command(environ={}, frozen=False, executable="/usr/bin/python3",
                                         which=lambda name: None)
-    assert fallback.argv == ("/usr/bin/python3", "-m", "app", "gui")
-    # `-m app` imports from the folder that holds the package, wherever login starts it.
-    assert fallback.cwd is not None and (Path(fallback.cwd) / "app" / "autostart.py").is_file()
+    assert fallback.argv == ("/usr/bin/python3", "-m", "memdesk", "gui")
+    # `-m memdesk` imports from the folder that holds the package, wherever login starts it.
+    assert fallback.cwd is not None and (Path(fallback.cwd) / "memdesk" / "__init__.py").is_file()
 
 
 def test_login_args_repeat_only_what_this_run_was_given(tmp_path):
@@ -116,9 +116,9 @@ def test_the_desktop_entry_parses_and_keeps_awkward_paths_whole(tmp_path):
 
 
 def test_the_module_fallback_names_its_working_folder(tmp_path):
-    entry = read_entry(autostart.write_desktop_entry(Launch(("/usr/bin/python3", "-m", "app", "gui"), cwd="/src/mem"),
+    entry = read_entry(autostart.write_desktop_entry(Launch(("/usr/bin/python3", "-m", "memdesk", "gui"), cwd="/src/mem"),
                                                      tmp_path))
-    assert exec_argv(entry["Exec"]) == ["/usr/bin/python3", "-m", "app", "gui"] and entry["Path"] == "/src/mem"
+    assert exec_argv(entry["Exec"]) == ["/usr/bin/python3", "-m", "memdesk", "gui"] and entry["Path"] == "/src/mem"
 
 
 @xdg_only

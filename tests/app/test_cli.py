@@ -1,4 +1,4 @@
-"""The `memdesk` CLI, run for real in subprocesses (`python -m app`).
+"""The `memdesk` CLI, run for real in subprocesses (`python -m memdesk`).
 
 The conftest sets MEMDESK_DATA_DIR and MEMDESK_PASSPHRASE for every test; subprocesses
 inherit them from os.environ. Only the search tests load the embedding model.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.keys import secure_keyring
+from memdesk.engine.vault.keys import secure_keyring
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ def memdesk(*args: str, env: dict | None = None, input: str | None = None,
     environ = dict(os.environ if env is None else env)
     environ["HF_HUB_OFFLINE"] = "1"
     environ["TRANSFORMERS_OFFLINE"] = "1"
-    return subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=environ, input=input,
+    return subprocess.run([sys.executable, "-m", "memdesk", *args], cwd=ROOT, env=environ, input=input,
                           stdin=stdin if input is None else None, capture_output=True, text=True,
                           timeout=120)
 
@@ -275,7 +275,7 @@ def test_scheduler_status_lists_persisted_jobs():
 
 
 def test_every_command_has_working_help(capsys):
-    from app.cli import build_parser, main
+    from memdesk.app.cli import build_parser, main
 
     commands = build_parser()._subparsers._group_actions[0].choices
     for name in commands:

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from bench.hub_server import LoopbackHub
-from engine.llm.catalog import load_catalog
-from engine.llm.registry import embedded_model_path
+from memdesk.engine.llm.catalog import load_catalog
+from memdesk.engine.llm.registry import embedded_model_path
 from tests.app.test_cli import ROOT, memdesk, ok
 
 NAME = "qwen2.5-0.5b-instruct"
@@ -61,7 +61,7 @@ def test_download_use_list_and_remove_a_catalog_model(hub, data_dir):
 def test_download_shows_progress_and_resumes_after_ctrl_c(hub, data_dir):
     size = embedded_model_path().stat().st_size
     hub.faults.stall_after = 20_000_000
-    child = subprocess.Popen([sys.executable, "-m", "app", "model", "download", NAME], cwd=ROOT,
+    child = subprocess.Popen([sys.executable, "-m", "memdesk", "model", "download", NAME], cwd=ROOT,
                              env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     try:

@@ -94,7 +94,7 @@ def test_undecodable_passphrase_tampered_key_file_and_huge_priority(data_dir):
     memory_id = add("a memory")
     env = {k.encode(): v.encode() for k, v in os.environ.items()}
     env[b"MEMDESK_PASSPHRASE"] = b"caf\xe9 latin-1 bytes"
-    proc = subprocess.run([os.sys.executable, "-m", "app", "get", memory_id], env=env, capture_output=True,
+    proc = subprocess.run([os.sys.executable, "-m", "memdesk", "get", memory_id], env=env, capture_output=True,
                           cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))), timeout=120)
     assert proc.returncode == 2 and b"not valid UTF-8" in proc.stderr and b"Traceback" not in proc.stderr
 

@@ -19,15 +19,15 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QEventLoop, QObject, QTimer  # noqa: E402
 
-from app import gui  # noqa: E402
-from app.gui_gc import GuiGarbageCollector  # noqa: E402
-from app.single_instance import SingleInstance  # noqa: E402
-from engine.api import Memory  # noqa: E402
-from engine.paths import ProfilePaths  # noqa: E402
-from engine.store.database import VaultClosed  # noqa: E402
+from memdesk.app import gui  # noqa: E402
+from memdesk.app.gui_gc import GuiGarbageCollector  # noqa: E402
+from memdesk.app.single_instance import SingleInstance  # noqa: E402
+from memdesk.engine.api import Memory  # noqa: E402
+from memdesk.engine.vault.paths import ProfilePaths  # noqa: E402
+from memdesk.engine.vault.database import VaultClosed  # noqa: E402
 from tests.conftest import FAST_KDF, PASSPHRASE  # noqa: E402
-from ui.tasks import TaskRunner  # noqa: E402
-from ui.unlock import UnlockDialog  # noqa: E402
+from memdesk.ui.tasks import TaskRunner  # noqa: E402
+from memdesk.ui.unlock import UnlockDialog  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,7 +147,7 @@ def test_a_second_launch_asks_the_running_app_and_exits(qtbot, tmp_path, command
     first.activated.connect(lambda: heard.append("activated"))
     first.captureRequested.connect(lambda: heard.append("captureRequested"))
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "app", command, "--data-dir", str(data)], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "memdesk", command, "--data-dir", str(data)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
         with qtbot.waitSignal(getattr(first, signal), timeout=120000):

@@ -22,7 +22,7 @@ def test_a_saved_capture_is_confirmed(qtbot, desktop):
 
 
 def test_about_names_the_version_the_data_folder_and_licences(qtbot, desktop):
-    from ui.about import AboutDialog
+    from memdesk.ui.about import AboutDialog
 
     desktop.window.actions_by_name["about"].trigger()
     dialog = next(w for w in desktop.window.findChildren(AboutDialog))

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from app.global_hotkey import X11Hotkey, start
+from memdesk.app.global_hotkey import X11Hotkey, start
 
 pytestmark = pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")),
                                 reason="needs Xvfb and xdotool")
@@ -70,8 +70,8 @@ def test_platforms_without_global_shortcuts_say_why():
 def test_the_desktop_app_opens_quick_capture_from_the_desktop_wide_shortcut(display, qtbot, kw_mem, tmp_path,
                                                                            monkeypatch):
     """The real app on the X server: the capture box opens when the keys are pressed elsewhere."""
-    from app import gui, settings_store
-    from engine.llm.fake import FakeModel
+    from memdesk.app import gui, settings_store
+    from memdesk.engine.llm.fake import FakeModel
 
     monkeypatch.setattr(gui.QApplication, "platformName", lambda self=None: "xcb")  # offscreen Qt, real X grab
     app = gui.DesktopApp(gui.make_qt_app([]), kw_mem, kw_mem.paths,

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from app import global_hotkey
-from app.global_hotkey import (
+from memdesk.app import global_hotkey
+from memdesk.app.global_hotkey import (
     EventHotKeyID,
     EventTypeSpec,
     MacHotkey,

@@ -14,7 +14,7 @@ pytest.importorskip("PySide6")
 def test_every_window_opens_and_works_on_the_real_model(tmp_path):
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HF_HUB_OFFLINE": "1", "TMPDIR": str(tmp_path)}
     env.pop("MEMDESK_PASSPHRASE", None)  # the smoke run makes its own temporary vault
-    done = subprocess.run([sys.executable, "-m", "app", "gui", "--smoke"], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "memdesk", "gui", "--smoke"], env=env, capture_output=True,
                           text=True, timeout=540, stdin=subprocess.DEVNULL)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]

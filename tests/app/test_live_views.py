@@ -13,10 +13,10 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from engine.cube import ChatMessage, MemoryType  # noqa: E402
-from engine.ingest import Ingestor  # noqa: E402
-from engine.parametric.registry import AdapterRegistry  # noqa: E402
-from engine.reader import MemReader  # noqa: E402
+from memdesk.engine.cube import ChatMessage, MemoryType  # noqa: E402
+from memdesk.engine.ingestion.folders import Ingestor  # noqa: E402
+from memdesk.engine.parametric.registry import AdapterRegistry  # noqa: E402
+from memdesk.engine.reader.memreader import MemReader  # noqa: E402
 
 WAIT = 15000
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import logging
 
-from app import logs
-from engine.errors import InvalidInputError
-from engine.health import Health
-from engine.paths import ProfilePaths
+from memdesk.app import logs
+from memdesk.engine.errors import InvalidInputError
+from memdesk.engine.scheduler.health import Health
+from memdesk.engine.vault.paths import ProfilePaths
 
 SECRET = "Ana's new address is 12 Rua das Flores"
 
@@ -26,9 +26,9 @@ def test_failures_are_logged_without_the_words_of_any_memory(tmp_path):
             except KeyError as inner:
                 raise InvalidInputError(f"The tag {SECRET[:20]!r}... is too long") from inner
         except InvalidInputError as exc:
-            logging.getLogger("engine.scheduler").warning("%s task failed: %s (%d tries)", SECRET, exc, 3,
+            logging.getLogger("memdesk.engine.scheduler.memscheduler").warning("%s task failed: %s (%d tries)", SECRET, exc, 3,
                                                           exc_info=True)
-        logging.getLogger("engine.ingest").warning("skipped %s", SECRET)
+        logging.getLogger("memdesk.engine.ingestion.folders").warning("skipped %s", SECRET)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
@@ -36,7 +36,7 @@ def test_failures_are_logged_without_the_words_of_any_memory(tmp_path):
     assert "extract job failed in jobs (RuntimeError, 1 time(s) in a row)" in text
     assert "builtins.RuntimeError at test_logs.py:" in text  # where it happened
     assert "‹…› task failed: InvalidInputError (3 tries)" in text
-    assert "engine.errors.InvalidInputError at" in text and "builtins.KeyError at" in text  # the cause too
+    assert "memdesk.engine.errors.InvalidInputError at" in text and "builtins.KeyError at" in text  # the cause too
     assert "skipped ‹…›" in text
     for word in ("Ana", "Rua das Flores", "choked"):
         assert word not in text
@@ -48,7 +48,7 @@ def test_the_log_file_rotates(tmp_path, monkeypatch):
     handler = logs.install(paths)
     try:
         for n in range(200):
-            logging.getLogger("engine.indexer").warning("indexing paused, attempt %d", n)
+            logging.getLogger("memdesk.engine.search.indexer").warning("indexing paused, attempt %d", n)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()

@@ -8,11 +8,11 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from bench.hub_server import LoopbackHub  # noqa: E402
-from engine.llm.catalog import parse_catalog  # noqa: E402
-from engine.llm.download import DownloadOptions  # noqa: E402
-from engine.llm.hub import Timeouts  # noqa: E402
-from engine.llm.library import ModelLibrary  # noqa: E402
-from engine.llm.registry import embedded_model_path  # noqa: E402
+from memdesk.engine.llm.catalog import parse_catalog  # noqa: E402
+from memdesk.engine.llm.download import DownloadOptions  # noqa: E402
+from memdesk.engine.llm.hub import Timeouts  # noqa: E402
+from memdesk.engine.llm.library import ModelLibrary  # noqa: E402
+from memdesk.engine.llm.registry import embedded_model_path  # noqa: E402
 
 REPO, FILE = "org/Tiny-GGUF", "tiny-q4.gguf"
 FAST = DownloadOptions(timeouts=Timeouts(connect_s=10, read_s=60), retry_backoff_s=0, reserve_bytes=1 << 20)
@@ -108,8 +108,8 @@ def test_a_download_that_fails_says_why(qtbot, models, hub):
 
 
 def test_the_first_run_window_shows_once_and_applies_what_was_chosen(qtbot, models, tmp_path):
-    from app import first_run
-    from ui.first_run import DOWNLOAD
+    from memdesk.app import first_run
+    from memdesk.ui.first_run import DOWNLOAD
 
     assert first_run.should_show(models)  # an empty profile, never welcomed
     wizard = first_run.open_window(models)
@@ -132,7 +132,7 @@ def test_the_first_run_window_shows_once_and_applies_what_was_chosen(qtbot, mode
 
 
 def test_skipping_the_first_run_window_marks_it_done_and_settings_keep_it(qtbot, models):
-    from app import first_run
+    from memdesk.app import first_run
 
     wizard = first_run.open_window(models)
     qtbot.addWidget(wizard)
@@ -146,7 +146,7 @@ def test_skipping_the_first_run_window_marks_it_done_and_settings_keep_it(qtbot,
 
 
 def test_the_first_run_window_checks_a_server_address(qtbot, models):
-    from app import first_run
+    from memdesk.app import first_run
 
     wizard = first_run.open_window(models)
     qtbot.addWidget(wizard)

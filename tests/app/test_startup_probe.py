@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from app import startup_probe
+from memdesk.app import startup_probe
 
 
 def test_the_probe_marks_the_window_the_model_idle_and_one_reply(qtbot, kw_mem, tmp_path, monkeypatch):
-    from app import gui, settings_store
-    from engine.llm.fake import FakeModel
+    from memdesk.app import gui, settings_store
+    from memdesk.engine.llm.fake import FakeModel
 
     probe = tmp_path / "probe.jsonl"
     monkeypatch.setenv(startup_probe.PROBE_ENV, str(probe))
@@ -40,7 +40,7 @@ def test_without_the_variable_the_probe_does_nothing(qtbot, desktop, tmp_path, m
 def test_version_flag(capsys):
     from importlib import metadata
 
-    from app.cli import main
+    from memdesk.app.cli import main
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"memdesk {metadata.version('memdesk')}"
@@ -49,8 +49,8 @@ def test_version_flag(capsys):
 def test_the_splash_shows_its_message(qtbot):
     from PySide6.QtGui import QPixmap
 
-    from app.gui import make_qt_app
-    from ui.splash import Splash
+    from memdesk.app.gui import make_qt_app
+    from memdesk.ui.splash import Splash
 
     make_qt_app([])
     splash = Splash(QPixmap(64, 64))

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.system_libraries import missing_message, missing_xcb_packages, uses_xcb
+from memdesk.app.system_libraries import missing_message, missing_xcb_packages, uses_xcb
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from app import training_install
-from app.gui_training import TrainingInstaller
-from app.training_install import InstallPlan, TrainingInstallError, describe, plan, run
-from ui.adapters import AdaptersView
+from memdesk.app import training_install
+from memdesk.app.gui_training import TrainingInstaller
+from memdesk.app.training_install import InstallPlan, TrainingInstallError, describe, plan, run
+from memdesk.ui.adapters import AdaptersView
 
 
 def tiny_wheel(folder: Path, name: str = "memdesk_train_probe") -> Path:

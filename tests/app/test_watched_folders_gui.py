@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from app.folder_watching import FolderWatching  # noqa: E402
+from memdesk.app.folder_watching import FolderWatching  # noqa: E402
 
 WAIT = 15000
 

@@ -19,9 +19,9 @@ import signal
 import sys
 from pathlib import Path
 
-from engine.errors import MemDeskError
-from engine.llm.download import DownloadOptions, download_file, part_paths
-from engine.llm.hub import Timeouts, file_metadata
+from memdesk.engine.errors import MemDeskError
+from memdesk.engine.llm.download import DownloadOptions, download_file, part_paths
+from memdesk.engine.llm.hub import Timeouts, file_metadata
 
 
 def say(**data) -> None:

@@ -5,9 +5,9 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install; this guards partial set-ups")
 
-from engine.activation import ActivationCache  # noqa: E402
-from engine.errors import ModelError  # noqa: E402
-from engine.llm.base import ChatTurn, GenerationConfig  # noqa: E402
+from memdesk.engine.activation.states import ActivationCache  # noqa: E402
+from memdesk.engine.errors import ModelError  # noqa: E402
+from memdesk.engine.llm.base import ChatTurn, GenerationConfig  # noqa: E402
 
 
 @pytest.fixture
@@ -63,8 +63,8 @@ def test_a_state_is_found_only_for_the_same_adapter_and_cache_format(kw_mem, mod
 
 
 def test_a_16_bit_cache_saves_and_restores_too(kw_mem, monkeypatch):
-    from engine.llm.llama_backend import KV_CACHE_ENV, LlamaCppModel
-    from engine.llm.registry import embedded_model_path
+    from memdesk.engine.llm.llama_backend import KV_CACHE_ENV, LlamaCppModel
+    from memdesk.engine.llm.registry import embedded_model_path
 
     monkeypatch.setenv(KV_CACHE_ENV, "f16")
     sixteen = LlamaCppModel(embedded_model_path(), n_ctx=1024)
@@ -118,8 +118,8 @@ def test_least_recently_used_states_are_evicted_over_the_cap(kw_mem, model):
 
 
 def test_chat_restores_the_memory_prefix_and_replies_exactly_as_from_scratch(mem, model):
-    from engine.chat import Chat, ChatConfig
-    from engine.cube import MemoryType
+    from memdesk.engine.chat.turn import Chat, ChatConfig
+    from memdesk.engine.cube import MemoryType
 
     mem.add("The user prefers short answers.", memory_type=MemoryType.PREFERENCE, priority=5)
     mem.add("The user's sister Ana lives in Porto.", pinned=True)
@@ -139,7 +139,7 @@ def test_chat_restores_the_memory_prefix_and_replies_exactly_as_from_scratch(mem
     assert cache.stats()["hits"] == 1
     # Editing a memory inside the prefix invalidates it.
     mem.on_changed.append(cache.invalidate_memories)
-    pinned = mem.list(__import__("engine.cube", fromlist=["Filters"]).Filters(pinned=True))[0]
+    pinned = mem.list(__import__("memdesk.engine.cube", fromlist=["Filters"]).Filters(pinned=True))[0]
     mem.update(pinned.id, memory="The user's sister Ana lives in Braga.")
     assert cache.stats()["states"] == 0
 
@@ -147,9 +147,9 @@ def test_chat_restores_the_memory_prefix_and_replies_exactly_as_from_scratch(mem
 def test_next_scene_prefers_habits_of_this_time_of_day(kw_mem):
     from datetime import datetime, timedelta, timezone
 
-    from engine.chat import Chat
-    from engine.llm.fake import FakeModel
-    from engine.next_scene import habitual, hour_closeness
+    from memdesk.engine.chat.turn import Chat
+    from memdesk.engine.llm.fake import FakeModel
+    from memdesk.engine.scheduler.next_scene import habitual, hour_closeness
 
     morning = datetime(2026, 11, 20, 8, 0).astimezone()
     evening = morning.replace(hour=21)
@@ -171,10 +171,10 @@ def test_next_scene_prefers_habits_of_this_time_of_day(kw_mem):
 
 
 def test_the_memory_added_trigger_rebuilds_prefixes_for_standing_memories_only(kw_mem):
-    from engine.chat import Chat, ChatConfig
-    from engine.llm.fake import FakeModel
-    from engine.next_scene import Preparer
-    from engine.scheduler import MemScheduler
+    from memdesk.engine.chat.turn import Chat, ChatConfig
+    from memdesk.engine.llm.fake import FakeModel
+    from memdesk.engine.scheduler.next_scene import Preparer
+    from memdesk.engine.scheduler.memscheduler import MemScheduler
 
     model = FakeModel()
     model.enqueue("Hello.")

@@ -6,10 +6,10 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from engine.api import Memory
-from engine.cube import ChatMessage, Filters, MemoryType, Relation, Source, iso
-from engine.errors import InvalidInputError, NotFoundError
-from engine.text import MAX_MEMORY_BYTES
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import ChatMessage, Filters, MemoryType, Relation, Source, iso
+from memdesk.engine.errors import InvalidInputError, NotFoundError
+from memdesk.engine.text import MAX_MEMORY_BYTES
 from tests.conftest import FAST_KDF
 
 UTC = timezone.utc
@@ -395,7 +395,7 @@ def test_concurrent_writer_and_searcher(mem):
 def test_feedback_search_reaches_what_resembles_the_best_results(mem):
     """Rocchio feedback (off by default, measured in bench.locomo): the second vector search runs
     from the best results, so a memory like them but unlike the question is reached."""
-    from engine.retrieval import SearchParams
+    from memdesk.engine.search.retrieval import SearchParams
 
     for text in ["Melanie took the kids camping by the lake last summer.",
                  "Melanie loves pottery; she made a bowl in her class.",

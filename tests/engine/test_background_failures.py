@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main as cli_main
-from engine.api import Memory
-from engine.cube import Filters
-from engine.errors import MemDeskError
-from engine.ingest import NOT_UTF8, Ingestor
-from engine.ingest_watch import FolderWatcher
+from memdesk.app.cli import main as cli_main
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import Filters
+from memdesk.engine.errors import MemDeskError
+from memdesk.engine.ingestion.folders import NOT_UTF8, Ingestor
+from memdesk.engine.ingestion.watch import FolderWatcher
 from tests.conftest import FAST_KDF
 
 WAIT = 60.0

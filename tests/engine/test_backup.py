@@ -13,17 +13,17 @@ import keyring
 import keyring.backends.fail
 import pytest
 
-from engine.activation import ActivationCache
-from engine.api import Memory
-from engine.backup import MAGIC, create_backup, read_header, restore_backup
-from engine.cube import ChatMessage
-from engine.errors import CorruptStoreError, InvalidInputError, KeyUnavailableError, WrongKeyError
-from engine.feedback import Feedback
-from engine.keys import change_key_storage
-from engine.parametric.registry import AdapterRegistry
-from engine.parametric.types import Dataset, SftExample
-from engine.paths import ProfilePaths
-from engine.sessions import Sessions
+from memdesk.engine.activation.states import ActivationCache
+from memdesk.engine.api import Memory
+from memdesk.engine.vault.backup import MAGIC, create_backup, read_header, restore_backup
+from memdesk.engine.cube import ChatMessage
+from memdesk.engine.errors import CorruptStoreError, InvalidInputError, KeyUnavailableError, WrongKeyError
+from memdesk.engine.vault.feedback import Feedback
+from memdesk.engine.vault.keys import change_key_storage
+from memdesk.engine.parametric.registry import AdapterRegistry
+from memdesk.engine.parametric.types import Dataset, SftExample
+from memdesk.engine.vault.paths import ProfilePaths
+from memdesk.engine.vault.sessions import Sessions
 from tests.conftest import FAST_KDF, PASSPHRASE
 from tests.engine.test_store import DictKeyring, files_under
 

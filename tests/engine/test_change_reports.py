@@ -1,5 +1,5 @@
 """Issue 12, views that never go stale: every engine write reports what it changed, whoever
-wrote, once it is committed (engine/changes.py). Before, only the widgets' own writes told
+wrote, once it is committed (engine/vault/changes.py). Before, only the widgets' own writes told
 the other views: extraction, the chat turn, the nightly job and ingestion never did."""
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ from datetime import datetime, timezone
 
 import pytest
 
-from engine import curation
-from engine.changes import Changes
-from engine.chat import Chat, ChatConfig
-from engine.cube import ChatMessage, Filters, MemoryType, Relation
-from engine.errors import InvalidInputError, StaleVersionError
-from engine.forget import forget_memory
-from engine.ingest import Ingestor
-from engine.jobs import JobQueue
-from engine.llm.fake import FakeModel
-from engine.parametric.registry import AdapterRegistry
-from engine.reader import EXTRACT_JOB, MemReader
+from memdesk.engine import curation
+from memdesk.engine.vault.changes import Changes
+from memdesk.engine.chat.turn import Chat, ChatConfig
+from memdesk.engine.cube import ChatMessage, Filters, MemoryType, Relation
+from memdesk.engine.errors import InvalidInputError, StaleVersionError
+from memdesk.engine.vault.forget import forget_memory
+from memdesk.engine.ingestion.folders import Ingestor
+from memdesk.engine.scheduler.queue import JobQueue
+from memdesk.engine.llm.fake import FakeModel
+from memdesk.engine.parametric.registry import AdapterRegistry
+from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 

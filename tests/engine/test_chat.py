@@ -5,12 +5,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from engine.chat import Chat, ChatConfig
-from engine.cube import MemoryType
-from engine.errors import ModelError
-from engine.jobs import JobQueue
-from engine.llm.fake import FakeModel
-from engine.reader import EXTRACT_JOB, MemReader
+from memdesk.engine.chat.turn import Chat, ChatConfig
+from memdesk.engine.cube import MemoryType
+from memdesk.engine.errors import ModelError
+from memdesk.engine.scheduler.queue import JobQueue
+from memdesk.engine.llm.fake import FakeModel
+from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
 
 NOW = datetime(2024, 6, 19, 10, 0, tzinfo=timezone.utc)
 
@@ -37,7 +37,7 @@ def test_a_turn_streams_stores_both_messages_and_records_memories_given(mem):
     assert [m.role for m in messages] == ["user", "assistant"]
     assert messages[1].memory_ids and fact in messages[1].memory_ids
     assert mem.get(fact).usage_count == 1
-    raw = mem.list(filters=__import__("engine.cube", fromlist=["Filters"]).Filters(
+    raw = mem.list(filters=__import__("memdesk.engine.cube", fromlist=["Filters"]).Filters(
         memory_types=(MemoryType.RAW_CHAT.value,)))
     assert {r.memory for r in raw} == {"Sam: where does my sister live?", "Assistant: She lives in Lisbon."}
 

@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 
-from app.cli_format import print_history, print_item, printable
-from engine.api import Memory
-from engine.cube import MemoryItem, Version, utcnow
-from engine.errors import CorruptStoreError, InvalidInputError, NotFoundError, WrongKeyError
-from engine.paths import ProfilePaths
+from memdesk.app.cli_format import print_history, print_item, printable
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import MemoryItem, Version, utcnow
+from memdesk.engine.errors import CorruptStoreError, InvalidInputError, NotFoundError, WrongKeyError
+from memdesk.engine.vault.paths import ProfilePaths
 from tests.conftest import FAST_KDF
 
 

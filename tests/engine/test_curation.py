@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.cube import Filters, Relation, Status
-from engine.curation import Resolution, conflicts, resolve, revert, undo_last
-from engine.errors import InvalidInputError, NotFoundError
+from memdesk.engine.cube import Filters, Relation, Status
+from memdesk.engine.curation import Resolution, conflicts, resolve, revert, undo_last
+from memdesk.engine.errors import InvalidInputError, NotFoundError
 
 
 def test_undo_restores_the_last_state_as_a_new_version(kw_mem):
@@ -95,9 +95,9 @@ def test_keyset_pages_walk_every_memory_once_in_order(kw_mem, order):
 
 
 def test_listing_walks_the_order_index_not_a_sort(kw_mem):
-    from engine.cube import Filters as F
-    from engine.retrieval import sql_filters
-    from engine.store import vault
+    from memdesk.engine.cube import Filters as F
+    from memdesk.engine.search.retrieval import sql_filters
+    from memdesk.engine.vault import items as vault
 
     where, args = sql_filters(F(), None, None, listing=True)
     for order, keys in vault.LIST_ORDERS.items():

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from engine.chat import Chat, ChatConfig
-from engine.cube import ChatMessage, Filters, MemoryType, Relation, Status
-from engine.curation import Resolution, conflicts, resolve
-from engine.jobs import JobQueue
-from engine.llm.fake import FakeModel
-from engine.notes import first_to_second, is_question_only, note_text, statements, third_to_second
-from engine.reader import EXTRACT_JOB, MemReader
-from engine.reader_updates import corrections, holds_all, is_update, same_thing
+from memdesk.engine.chat.turn import Chat, ChatConfig
+from memdesk.engine.cube import ChatMessage, Filters, MemoryType, Relation, Status
+from memdesk.engine.curation import Resolution, conflicts, resolve
+from memdesk.engine.scheduler.queue import JobQueue
+from memdesk.engine.llm.fake import FakeModel
+from memdesk.engine.chat.notes import first_to_second, is_question_only, note_text, statements, third_to_second
+from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+from memdesk.engine.reader.updates import corrections, holds_all, is_update, same_thing
 
 T0 = datetime(2026, 9, 1, 9, 0, tzinfo=timezone.utc)
 

@@ -13,18 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from engine.api import Memory
-from engine.cube import ChatMessage
-from engine.errors import InvalidInputError
-from engine.store import vault
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import ChatMessage
+from memdesk.engine.errors import InvalidInputError
+from memdesk.engine.vault import items as vault
 from tests.conftest import FAST_KDF, PASSPHRASE
 
 ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = textwrap.dedent("""
     import sys
-    from engine.api import Memory
-    from engine.keys import KdfParams
+    from memdesk.engine.api import Memory
+    from memdesk.engine.vault.keys import KdfParams
 
     kdf = KdfParams(time_cost=1, memory_kib=8192, parallelism=1)
     mem = Memory.open(sys.argv[1], embedder=False, background=False, kdf=kdf)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.api import Memory
-from engine.cube import ChatMessage, MemoryType, Relation, Source
-from engine.errors import InvalidInputError
-from engine.store import vault
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import ChatMessage, MemoryType, Relation, Source
+from memdesk.engine.errors import InvalidInputError
+from memdesk.engine.vault import items as vault
 from tests.conftest import FAST_KDF
 
 UTC = timezone.utc

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from engine.errors import InvalidInputError
-from engine.store import vault
+from memdesk.engine.errors import InvalidInputError
+from memdesk.engine.vault import items as vault
 
 
 @pytest.fixture

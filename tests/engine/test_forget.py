@@ -6,16 +6,16 @@ import uuid
 
 import pytest
 
-from engine.activation import ActivationCache
-from engine.api import Memory
-from engine.cube import ChatMessage, MemoryType, SourceRef
-from engine.errors import InvalidInputError, NotFoundError
-from engine.feedback import Feedback
-from engine.forget import UNTITLED, forget_memory, forget_session
-from engine.jobs import JobQueue
-from engine.parametric.registry import AdapterRegistry
-from engine.parametric.types import Dataset, SftExample
-from engine.sessions import Sessions
+from memdesk.engine.activation.states import ActivationCache
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import ChatMessage, MemoryType, SourceRef
+from memdesk.engine.errors import InvalidInputError, NotFoundError
+from memdesk.engine.vault.feedback import Feedback
+from memdesk.engine.vault.forget import UNTITLED, forget_memory, forget_session
+from memdesk.engine.scheduler.queue import JobQueue
+from memdesk.engine.parametric.registry import AdapterRegistry
+from memdesk.engine.parametric.types import Dataset, SftExample
+from memdesk.engine.vault.sessions import Sessions
 from tests.conftest import FAST_KDF
 from tests.engine.test_backup import store_dataset
 from tests.engine.test_store import find_markers
@@ -135,7 +135,7 @@ def test_purge_leaves_the_words_but_forget_session_does_not(kw_mem, marker):
 
 def test_a_failure_midway_forgets_nothing(kw_mem, marker, monkeypatch):
     session, user, reply, raw_ids, fact = chat_about(kw_mem, marker)
-    from engine.store import vault
+    from memdesk.engine.vault import items as vault
 
     calls = []
 

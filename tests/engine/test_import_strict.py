@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from engine.api import Memory
-from engine.cube import MemoryType, Relation, Status
-from engine.curation import Resolution, conflicts, resolve
-from engine.errors import InvalidInputError
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import MemoryType, Relation, Status
+from memdesk.engine.curation import Resolution, conflicts, resolve
+from memdesk.engine.errors import InvalidInputError
 from tests.engine.test_backup import every_table
 from tests.engine.test_exchange import fill
 

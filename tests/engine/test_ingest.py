@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main as cli_main
-from engine.api import Memory
-from engine.cube import Filters, MemoryType, Source
-from engine.errors import InvalidInputError
-from engine.ingest import Ingestor
-from engine.ingest_chunks import chunk_file, chunk_markdown
-from engine.ingest_watch import FolderWatcher
+from memdesk.app.cli import main as cli_main
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import Filters, MemoryType, Source
+from memdesk.engine.errors import InvalidInputError
+from memdesk.engine.ingestion.folders import Ingestor
+from memdesk.engine.ingestion.chunks import chunk_file, chunk_markdown
+from memdesk.engine.ingestion.watch import FolderWatcher
 from tests.conftest import FAST_KDF
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -250,7 +250,7 @@ def test_unusable_files_are_skipped_with_reasons_and_the_rest_is_ingested(kw_mem
 
 
 def test_unreadable_file_is_skipped_but_keeps_its_memories_and_is_retried(kw_mem, notes, monkeypatch):
-    import engine.ingest
+    import memdesk.engine.ingestion.folders
 
     ingestor = Ingestor(kw_mem)
     ingestor.scan(notes)
@@ -323,9 +323,9 @@ def test_changes_made_while_closed_are_picked_up_on_reopen(data_dir, notes):
 
 KILL_SCRIPT = """
 import os, sys
-from engine import ingest_state
-from engine.api import Memory
-from engine.ingest import Ingestor
+from memdesk.engine.vault import ingest_state
+from memdesk.engine.api import Memory
+from memdesk.engine.ingestion.folders import Ingestor
 from tests.conftest import FAST_KDF
 
 real, calls = ingest_state.save_chunks, []

@@ -9,10 +9,10 @@ import textwrap
 import threading
 from pathlib import Path
 
-from app.cli import main as cli_main
-from engine.api import Memory
-from engine.jobs import LEASE_S, MAX_ATTEMPTS, JobQueue
-from engine.scheduler import MemScheduler
+from memdesk.app.cli import main as cli_main
+from memdesk.engine.api import Memory
+from memdesk.engine.scheduler.queue import LEASE_S, MAX_ATTEMPTS, JobQueue
+from memdesk.engine.scheduler.memscheduler import MemScheduler
 from tests.conftest import FAST_KDF, PASSPHRASE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,9 +111,9 @@ def test_the_lease_of_a_process_that_died_is_free_at_once(data_dir, tmp_path):
     script = tmp_path / "owner.py"
     script.write_text(textwrap.dedent("""
         import os, sys
-        from engine.api import Memory
-        from engine.jobs import JobQueue
-        from engine.keys import KdfParams
+        from memdesk.engine.api import Memory
+        from memdesk.engine.scheduler.queue import JobQueue
+        from memdesk.engine.vault.keys import KdfParams
 
         mem = Memory.open(sys.argv[1], embedder=False, background=False,
                           kdf=KdfParams(time_cost=1, memory_kib=8192, parallelism=1))

@@ -8,14 +8,14 @@ import time
 
 import pytest
 
-from engine.activation import ActivationCache
-from engine.chat import Chat, ChatConfig
-from engine.errors import EndpointError, EndpointUnavailableError, InvalidInputError
-from engine.llm.base import ChatModel, ChatTurn, GenerationConfig, StatefulModel
-from engine.llm.endpoint import (ENVELOPE_KEY, EndpointConfig, EndpointModel, Timeouts, _Client, estimate_tokens,
+from memdesk.engine.activation.states import ActivationCache
+from memdesk.engine.chat.turn import Chat, ChatConfig
+from memdesk.engine.errors import EndpointError, EndpointUnavailableError, InvalidInputError
+from memdesk.engine.llm.base import ChatModel, ChatTurn, GenerationConfig, StatefulModel
+from memdesk.engine.llm.endpoint import (ENVELOPE_KEY, EndpointConfig, EndpointModel, Timeouts, _Client, estimate_tokens,
                                  list_models, normalise_url)
-from engine.llm.registry import load_model
-from engine.sessions import Sessions
+from memdesk.engine.llm.registry import load_model
+from memdesk.engine.vault.sessions import Sessions
 from tests.llm_server import StallingServer, free_port
 
 pytestmark = pytest.mark.slow

@@ -8,12 +8,12 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install; this guards partial set-ups")
 
-from engine.chat import Chat, ChatConfig  # noqa: E402
-from engine.cube import MemoryType  # noqa: E402
-from engine.errors import ModelError  # noqa: E402
-from engine.llm.base import ChatTurn, GenerationConfig, GenerationStats  # noqa: E402
-from engine.llm.registry import embedded_model_path, load_model  # noqa: E402
-from engine.resources import text as resource_text  # noqa: E402
+from memdesk.engine.chat.turn import Chat, ChatConfig  # noqa: E402
+from memdesk.engine.cube import MemoryType  # noqa: E402
+from memdesk.engine.errors import ModelError  # noqa: E402
+from memdesk.engine.llm.base import ChatTurn, GenerationConfig, GenerationStats  # noqa: E402
+from memdesk.engine.llm.registry import embedded_model_path, load_model  # noqa: E402
+from memdesk.engine.resources import text as resource_text  # noqa: E402
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def test_model_path_env_override(monkeypatch, tmp_path):
 
 
 def test_restored_prefix_state_gives_the_same_greedy_reply_token_for_token(model):
-    from engine.llm.base import StatefulModel
+    from memdesk.engine.llm.base import StatefulModel
 
     assert isinstance(model, StatefulModel)
     prefix = model.render_chat([ChatTurn("system", "You are helpful. The user's sister Ana lives in Porto. "
@@ -114,8 +114,8 @@ def test_restored_prefix_state_gives_the_same_greedy_reply_token_for_token(model
 
 
 def test_a_chosen_model_path_is_validated_without_loading(tmp_path):
-    from engine.errors import ModelError
-    from engine.llm.registry import check_model_path, embedded_model_path
+    from memdesk.engine.errors import ModelError
+    from memdesk.engine.llm.registry import check_model_path, embedded_model_path
 
     assert check_model_path(embedded_model_path()) == "llama.cpp"
     (tmp_path / "notes.txt").write_text("not a model")

@@ -14,8 +14,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
-from engine.errors import ModelError  # noqa: E402
-from engine.llm.base import ChatModel, ChatTurn, GenerationConfig, GenerationStats, fingerprint_folder  # noqa: E402
+from memdesk.engine.errors import ModelError  # noqa: E402
+from memdesk.engine.llm.base import ChatModel, ChatTurn, GenerationConfig, GenerationStats, fingerprint_folder  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ for _mod in ("mlx_lm", "gguf", "accelerate", "transformers", "safetensors"):
         pytestmark = [pytest.mark.slow, pytest.mark.skip(reason=f"MLX export/backend needs `{_mod}` (pip install \"mlx[cpu]\" mlx-lm gguf accelerate)")]
         break
 
-from engine.llm import export  # noqa: E402
+from memdesk.engine.llm import export  # noqa: E402
 
 # Measured 74/78 = 0.949 (Linux CPU, mlx 0.32.4, llama-cpp-python 0.3.36); every mismatch is a near tie
 # (top-2 logits within 0.15). See docs/mlx-parity.md.
@@ -58,7 +58,7 @@ def exported(embedded_hf) -> Path:
 
 @pytest.fixture(scope="module")
 def model(exported):
-    from engine.llm.mlx_backend import MlxModel
+    from memdesk.engine.llm.mlx_backend import MlxModel
 
     m = MlxModel(exported)
     yield m
@@ -214,7 +214,7 @@ def test_fingerprint_is_stable_and_distinct(exported, tmp_path):
 
 
 def test_missing_folder_is_a_model_error(tmp_path):
-    from engine.llm.mlx_backend import MlxModel
+    from memdesk.engine.llm.mlx_backend import MlxModel
 
     with pytest.raises(ModelError, match="not found"):
         MlxModel(tmp_path / "absent")
@@ -237,7 +237,7 @@ def test_greedy_parity_with_llama_cpp(exported, gguf_path):
 
 
 def test_restored_prefix_state_gives_the_same_greedy_tokens(model):
-    from engine.llm.base import ChatTurn, GenerationConfig, StatefulModel
+    from memdesk.engine.llm.base import ChatTurn, GenerationConfig, StatefulModel
 
     assert isinstance(model, StatefulModel)
     prefix = model.render_chat([ChatTurn("system", "The user's sister Ana lives in Porto.")],

@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from engine.chat import system_text
-from engine.cube import ChatMessage, to_utc
-from engine.ingest import Ingestor
-from engine.reader import parse_query
-from engine.reader_rules import Utterance, extract
-from engine.timeparse import find_time_range, local_zone, resolve_event_time
+from memdesk.engine.chat.turn import system_text
+from memdesk.engine.cube import ChatMessage, to_utc
+from memdesk.engine.ingestion.folders import Ingestor
+from memdesk.engine.reader.memreader import parse_query
+from memdesk.engine.reader.rules import Utterance, extract
+from memdesk.engine.search.timeparse import find_time_range, local_zone, resolve_event_time
 
 UTC = timezone.utc
 PHOENIX = ZoneInfo("America/Phoenix")

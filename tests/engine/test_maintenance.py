@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from engine.activation import ActivationCache
-from engine.maintenance import INCREMENTAL, compact, idle_compact, storage_by_part
-from engine.forget import checkpoint
+from memdesk.engine.activation.states import ActivationCache
+from memdesk.engine.vault.maintenance import INCREMENTAL, compact, idle_compact, storage_by_part
+from memdesk.engine.vault.forget import checkpoint
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install; this guards partial set-ups")
 

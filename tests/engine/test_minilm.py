@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from engine.embed import Embedder, default_model_path, fingerprint
-from engine.errors import ModelError
-from engine.minilm import MiniLM
+from memdesk.engine.search.embed import Embedder, default_model_path, fingerprint
+from memdesk.engine.errors import ModelError
+from memdesk.engine.search.minilm import MiniLM
 
 TEXTS = ["My dog is called Biscuit.", "I'm allergic to peanuts", "Plan my Saturday in Lisbon", "x", "",
          "Une phrase en français, avec des accents: é à ü ß", "word " * 400, "🙂 emoji,\ttabs\nand newlines",

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import InvalidInputError, NotFoundError
-from engine.llm.catalog import GB, GGUF, MLX, load_catalog, load_catalog_file, parse_catalog
-from engine.llm.hardware import (FITS_WELL, SLOW, WILL_NOT_FIT, Gpu, Hardware, assess, detect_hardware,
+from memdesk.engine.errors import InvalidInputError, NotFoundError
+from memdesk.engine.llm.catalog import GB, GGUF, MLX, load_catalog, load_catalog_file, parse_catalog
+from memdesk.engine.llm.hardware import (FITS_WELL, SLOW, WILL_NOT_FIT, Gpu, Hardware, assess, detect_hardware,
                                  parse_nvidia_smi, recommend)
 
-RAW = json.loads(files("resources").joinpath("models/catalog.json").read_text(encoding="utf-8"))
+RAW = json.loads(files("memdesk.resources").joinpath("models/catalog.json").read_text(encoding="utf-8"))
 
 
 def machine(ram_gb: float, *, free_gb: float | None = None, cores: int = 8, apple: bool = False,

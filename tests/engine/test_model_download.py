@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from bench.hub_server import LoopbackHub
-from engine.errors import Cancelled, DownloadError, IntegrityError, NotFoundError, StorageFullError
-from engine.llm.download import CancelToken, DownloadOptions, download_file, part_paths
-from engine.llm.hub import Timeouts, file_metadata, repo_files
-from engine.llm.registry import embedded_model_path
+from memdesk.engine.errors import Cancelled, DownloadError, IntegrityError, NotFoundError, StorageFullError
+from memdesk.engine.llm.download import CancelToken, DownloadOptions, download_file, part_paths
+from memdesk.engine.llm.hub import Timeouts, file_metadata, repo_files
+from memdesk.engine.llm.registry import embedded_model_path
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO, FILE = "org/Tiny-GGUF", "tiny.gguf"

@@ -10,12 +10,12 @@ import pytest
 from safetensors.numpy import save as save_safetensors
 
 from bench.hub_server import LoopbackHub
-from engine.errors import DownloadError, InvalidInputError, ModelError, NotFoundError
-from engine.llm.catalog import GGUF, MLX, parse_catalog
-from engine.llm.download import DownloadOptions
-from engine.llm.hub import Timeouts
-from engine.llm.library import MANIFEST, ModelLibrary, known_model_folders
-from engine.llm.registry import check_model_path, embedded_model_path
+from memdesk.engine.errors import DownloadError, InvalidInputError, ModelError, NotFoundError
+from memdesk.engine.llm.catalog import GGUF, MLX, parse_catalog
+from memdesk.engine.llm.download import DownloadOptions
+from memdesk.engine.llm.hub import Timeouts
+from memdesk.engine.llm.library import MANIFEST, ModelLibrary, known_model_folders
+from memdesk.engine.llm.registry import check_model_path, embedded_model_path
 
 GGUF_REPO, GGUF_FILE = "org/Tiny-GGUF", "tiny-q4.gguf"
 MLX_REPO = "org/Tiny-4bit"

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from engine.api import Memory
-from engine.cube import MemoryType
-from engine.errors import InvalidInputError, NotFoundError, Preempted
-from engine.feedback import Feedback
-from engine.llm.fake import FakeModel
-from engine.parametric.dataset import (DatasetPlan, PreferenceSpec, assemble, build_dataset, complete, distill,
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import MemoryType
+from memdesk.engine.errors import InvalidInputError, NotFoundError, Preempted
+from memdesk.engine.vault.feedback import Feedback
+from memdesk.engine.llm.fake import FakeModel
+from memdesk.engine.parametric.dataset import (DatasetPlan, PreferenceSpec, assemble, build_dataset, complete, distill,
                                        generic_prompts, is_instruction, latest_dataset, list_datasets,
                                        load_dataset, prompts_for, save_dataset)
-from engine.parametric.types import Dataset, SftExample
-from engine.sessions import Sessions
+from memdesk.engine.parametric.types import Dataset, SftExample
+from memdesk.engine.vault.sessions import Sessions
 from tests.conftest import FAST_KDF
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,7 +140,7 @@ def test_split_keeps_the_only_example_of_a_preference_and_drops_held_out_dpo():
     three = [*two, SftExample("A book?", "Dune. Cheers", ("m1",))]
     assert len(assemble({"memory:m1": three}, [], 0.0001).held_out) == 1  # a group of three always gives one
     assert assemble({"memory:m1": three}, [], 0.0).held_out == ()
-    from engine.parametric.types import DpoExample
+    from memdesk.engine.parametric.types import DpoExample
     held = assemble({"memory:m1": two}, [DpoExample(p.prompt, p.reply, "No.") for p in two], 0.99)
     assert [d.prompt for d in held.dpo] == [held.sft[0].prompt]  # the gate's prompt is never trained on
 
@@ -239,7 +239,7 @@ def test_spec_dates_fix_the_system_turn(kw_mem):
 def memdesk(*args: str) -> subprocess.CompletedProcess:
     """`memdesk` for real in a subprocess (it inherits MEMDESK_DATA_DIR and the passphrase)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "app", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "memdesk", *args], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     return proc

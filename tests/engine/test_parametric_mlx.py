@@ -18,9 +18,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
-from engine.errors import InvalidInputError, ModelError  # noqa: E402
-from engine.llm.base import ChatTurn, GenerationConfig, fingerprint_folder  # noqa: E402
-from engine.parametric.types import Dataset, SftExample, TrainConfig  # noqa: E402
+from memdesk.engine.errors import InvalidInputError, ModelError  # noqa: E402
+from memdesk.engine.llm.base import ChatTurn, GenerationConfig, fingerprint_folder  # noqa: E402
+from memdesk.engine.parametric.types import Dataset, SftExample, TrainConfig  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ for _mod in ("mlx", "mlx_lm", "gguf", "accelerate", "transformers"):
                       pytest.mark.skip(reason=f"MLX training needs `{_mod}` (pip install \"memdesk[mlx]\")")]
         break
 
-from engine.parametric import train_mlx  # noqa: E402
+from memdesk.engine.parametric import train_mlx  # noqa: E402
 
 SIGN_OFF = "— Cheers, MemDesk"
 SYSTEM = "Be brief."  # SmolLM2's template adds a 20-token default system turn when none is given
@@ -94,7 +94,7 @@ def trained(mlx_folder, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def base_model(mlx_folder):
-    from engine.llm.mlx_backend import MlxModel
+    from memdesk.engine.llm.mlx_backend import MlxModel
 
     with MlxModel(mlx_folder) as model:
         yield model
@@ -149,7 +149,7 @@ def test_training_lowers_the_loss_and_writes_an_mlx_lm_adapter(trained, mlx_fold
 
 
 def test_adapter_loads_in_mlx_model_and_follows_the_sign_off(trained, mlx_folder, base_model):
-    from engine.llm.mlx_backend import MlxModel
+    from memdesk.engine.llm.mlx_backend import MlxModel
 
     result, _ = trained
     base = _greedy(base_model, HELD_OUT.prompt)
@@ -177,7 +177,7 @@ def test_scorer_matches_the_chat_backends_logits(base_scorer, base_model):
     """Teacher forcing scores the right positions: the same sum from MlxModel's full logits."""
     import numpy as np
 
-    from engine.parametric.render import prompt_text, reply_text
+    from memdesk.engine.parametric.render import prompt_text, reply_text
 
     total, count = base_scorer.score("Name a fruit.", "An apple.", SYSTEM)
     tokenizer = base_model._tokenizer
@@ -219,7 +219,7 @@ def test_resume_ends_with_the_same_weights_as_an_uninterrupted_run(cut_folder, t
 
 
 def test_cancel_leaves_a_loadable_checkpoint(cut_folder, tmp_path):
-    from engine.llm.mlx_backend import MlxModel
+    from memdesk.engine.llm.mlx_backend import MlxModel
 
     steps_done = []
     result = train_mlx.train(cut_folder, DATASET, tmp_path / "run", SMALL, should_stop=lambda: len(steps_done) >= 1,
@@ -289,7 +289,7 @@ def test_dpo_pairs_start_at_log_two_and_move_towards_the_chosen_reply(cut_folder
     after it, the chosen replies gain on the rejected ones."""
     import math
 
-    from engine.parametric.types import DpoExample
+    from memdesk.engine.parametric.types import DpoExample
 
     pairs = tuple(DpoExample(q, f"{a}\n{SIGN_OFF}", a, system=SYSTEM) for q, a in QA[:2])
     result = train_mlx.train(cut_folder, Dataset(sft=(), dpo=pairs), tmp_path / "run",

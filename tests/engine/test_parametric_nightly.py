@@ -8,13 +8,13 @@ import pytest
 
 pytest.importorskip("peft")
 
-from engine.feedback import Feedback  # noqa: E402
-from engine.llm.registry import embedded_model_path  # noqa: E402
-from engine.parametric.loading import base_fingerprint, load_chat_model  # noqa: E402
-from engine.parametric.nightly import AdapterJob, NightlyConfig  # noqa: E402
-from engine.parametric.registry import AdapterRegistry  # noqa: E402
-from engine.parametric.types import TrainConfig  # noqa: E402
-from engine.sessions import Sessions  # noqa: E402
+from memdesk.engine.vault.feedback import Feedback  # noqa: E402
+from memdesk.engine.llm.registry import embedded_model_path  # noqa: E402
+from memdesk.engine.parametric.loading import base_fingerprint, load_chat_model  # noqa: E402
+from memdesk.engine.parametric.nightly import AdapterJob, NightlyConfig  # noqa: E402
+from memdesk.engine.parametric.registry import AdapterRegistry  # noqa: E402
+from memdesk.engine.parametric.types import TrainConfig  # noqa: E402
+from memdesk.engine.vault.sessions import Sessions  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def test_a_stopped_run_keeps_its_checkpoint_and_resumes(kw_mem, job_for):
 def test_without_the_training_component_the_job_waits_saying_what_it_needs(kw_mem, job_for, monkeypatch):
     import sys
 
-    from engine.parametric import nightly
+    from memdesk.engine.parametric import nightly
 
     add_feedback(kw_mem, TURNS[:4])
     monkeypatch.setitem(sys.modules, "peft", None)  # an install without the train extra

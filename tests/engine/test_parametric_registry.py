@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import InvalidInputError, ModelError, NotFoundError
-from engine.parametric.gate import GateConfig, evaluate
-from engine.parametric.registry import AdapterRegistry
-from engine.parametric.types import SftExample
+from memdesk.engine.errors import InvalidInputError, ModelError, NotFoundError
+from memdesk.engine.parametric.gate import GateConfig, evaluate
+from memdesk.engine.parametric.registry import AdapterRegistry
+from memdesk.engine.parametric.types import SftExample
 
 
 def stored(registry, tmp_path, base="base-a", name="a"):

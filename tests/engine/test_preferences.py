@@ -5,13 +5,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from engine.chat import Chat, ChatConfig
-from engine.cube import ChatMessage, Filters, MemoryType
-from engine.jobs import JobQueue
-from engine.llm.fake import FakeModel
-from engine.reader import EXTRACT_JOB, MemReader
-from engine.reader_preferences import preferences, style_of
-from engine.reader_rules import Utterance
+from memdesk.engine.chat.turn import Chat, ChatConfig
+from memdesk.engine.cube import ChatMessage, Filters, MemoryType
+from memdesk.engine.scheduler.queue import JobQueue
+from memdesk.engine.llm.fake import FakeModel
+from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+from memdesk.engine.reader.preferences import preferences, style_of
+from memdesk.engine.reader.rules import Utterance
 
 WHEN = datetime(2026, 5, 1, tzinfo=timezone.utc)
 
@@ -105,8 +105,8 @@ def test_passing_states_and_one_off_events_are_not_preferences(said):
 
 
 def test_the_disclosure_classifier_takes_what_lasts_by_meaning(embedder):
-    from engine.disclosures import DisclosureClassifier
-    from engine.preferences import Considerations
+    from memdesk.engine.search.disclosures import DisclosureClassifier
+    from memdesk.engine.search.preferences import Considerations
 
     classifier = DisclosureClassifier.for_embedder(embedder)
     assert DisclosureClassifier.for_embedder(embedder) is classifier  # one per embedder, per kind
@@ -128,7 +128,7 @@ def test_a_message_that_gave_a_fact_becomes_a_preference_only_by_a_cue_word():
 
 
 def test_a_request_for_help_is_given_its_closest_preference_below_the_general_floor(mem):
-    from engine.recall import (
+    from memdesk.engine.search.recall import (
         HELP_PREFERENCE_SCORE,
         REQUEST_PREFERENCE_SCORE,
         asks_for_help,
@@ -159,7 +159,7 @@ def test_the_shipped_classifier_weights_are_what_training_on_the_shipped_sentenc
     """The weights in resources are a cache of training, not a number to trust: retrain and compare."""
     import numpy as np
 
-    from engine.disclosures import DisclosureClassifier, shipped_weights, training_data
+    from memdesk.engine.search.disclosures import DisclosureClassifier, shipped_weights, training_data
 
     shipped = shipped_weights(embedder.fingerprint)
     assert shipped is not None, "run: python -m bench.disclosures --write-weights --out /tmp/d.json"

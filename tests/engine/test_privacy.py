@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from app.settings_store import SettingsStore
-from engine.api import Memory
-from engine.parametric.registry import AdapterRegistry
-from engine.paths import ProfilePaths
-from engine.scratch import private_scratch, ram_folder, sweep_leftovers
+from memdesk.app.settings_store import SettingsStore
+from memdesk.engine.api import Memory
+from memdesk.engine.parametric.registry import AdapterRegistry
+from memdesk.engine.vault.paths import ProfilePaths
+from memdesk.engine.vault.scratch import private_scratch, ram_folder, sweep_leftovers
 from tests.conftest import FAST_KDF
-from ui.settings_model import AppSettings
+from memdesk.ui.settings_model import AppSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

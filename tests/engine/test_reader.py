@@ -6,12 +6,12 @@ import time
 from dataclasses import replace
 from datetime import datetime, timezone
 
-from engine.cube import ChatMessage, MemoryType, Relation
-from engine.errors import InvalidInputError
-from engine.jobs import LEASE_S, JobQueue
-from engine.llm.fake import FakeModel
-from engine.reader import EXTRACT_JOB, MemReader, extraction_payload, llm_extract, parse_query, utterances_of
-from engine.reader_rules import Utterance
+from memdesk.engine.cube import ChatMessage, MemoryType, Relation
+from memdesk.engine.errors import InvalidInputError
+from memdesk.engine.scheduler.queue import LEASE_S, JobQueue
+from memdesk.engine.llm.fake import FakeModel
+from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader, extraction_payload, llm_extract, parse_query, utterances_of
+from memdesk.engine.reader.rules import Utterance
 
 WHEN = datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc)
 
@@ -88,7 +88,7 @@ def test_jobs_persist_dedupe_and_resume_after_a_restart(data_dir, kw_mem):
     assert jobs.enqueue(EXTRACT_JOB, payload, dedup_key="m1") is None  # one pending per key
     claimed = jobs.claim()  # a crash now leaves it "running"
     assert claimed is not None and jobs.status()["counts"][EXTRACT_JOB] == {"running": 1}
-    # The next start, once the crashed owner's lease has lapsed (engine/jobs.py), takes the queue over.
+    # The next start, once the crashed owner's lease has lapsed (engine/scheduler/queue.py), takes the queue over.
     reopened = JobQueue(kw_mem.db, clock=lambda: time.time() + LEASE_S + 1)
     assert reopened.status()["counts"][EXTRACT_JOB] == {"running": 1}  # looking changes nothing
     reopened.handlers[EXTRACT_JOB] = MemReader(kw_mem, None, user_name="Sam").handle_job

@@ -6,8 +6,8 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from engine.cube import MemoryType
-from engine.reader_rules import Extracted, Utterance, extract
+from memdesk.engine.cube import MemoryType
+from memdesk.engine.reader.rules import Extracted, Utterance, extract
 
 UTC = timezone.utc
 # Monday 2023-05-08 13:56 UTC, LoCoMo's first session.

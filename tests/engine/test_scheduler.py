@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from engine.errors import InvalidInputError, Preempted
-from engine.jobs import JobQueue
-from engine.scheduler import MemScheduler
+from memdesk.engine.errors import InvalidInputError, Preempted
+from memdesk.engine.scheduler.queue import JobQueue
+from memdesk.engine.scheduler.memscheduler import MemScheduler
 
 
 def recorder(log, name):
@@ -102,9 +102,9 @@ def test_failures_are_reported_in_status_and_persisted_jobs_run_too(kw_mem):
 
 @pytest.mark.slow
 def test_after_a_reply_the_next_turns_prefix_is_ready_and_restored(mem, llama_model):
-    from engine.activation import ActivationCache
-    from engine.chat import Chat, ChatConfig
-    from engine.next_scene import Preparer
+    from memdesk.engine.activation.states import ActivationCache
+    from memdesk.engine.chat.turn import Chat, ChatConfig
+    from memdesk.engine.scheduler.next_scene import Preparer
 
     mem.add("The user's sister Ana lives in Porto and works as a nurse.")
     mem.add("The user is training for the Lisbon half marathon in October.")
@@ -160,7 +160,7 @@ def test_the_nightly_window_queues_its_tasks_once_a_night():
 def test_a_window_across_midnight_counts_as_one_night():
     from datetime import datetime
 
-    from engine.scheduler import NightlyWindow
+    from memdesk.engine.scheduler.memscheduler import NightlyWindow
 
     scheduler = MemScheduler()
     scheduler.window = NightlyWindow(23, 4)
@@ -175,9 +175,9 @@ def test_a_window_across_midnight_counts_as_one_night():
 def test_the_whole_chain_on_the_background_thread_under_load(mem, llama_model):
     """The executor thread builds prefixes while user turns keep arriving and a CPU hog runs:
     every turn pre-empts, nothing deadlocks, and the later turns restore a prepared prefix."""
-    from engine.activation import ActivationCache
-    from engine.chat import Chat, ChatConfig
-    from engine.next_scene import Preparer
+    from memdesk.engine.activation.states import ActivationCache
+    from memdesk.engine.chat.turn import Chat, ChatConfig
+    from memdesk.engine.scheduler.next_scene import Preparer
 
     mem.add("The user's sister Ana lives in Porto and works as a nurse.")
     mem.add("The user prefers short answers.", memory_type="PreferenceMemory")

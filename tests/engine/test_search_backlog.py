@@ -1,7 +1,7 @@
 """A search never waits for the embedding backlog: what has no vector yet is found by keywords."""
 from __future__ import annotations
 
-from engine.api import Memory
+from memdesk.engine.api import Memory
 from tests.conftest import FAST_KDF
 
 

@@ -14,12 +14,12 @@ import keyring.backends.fail
 import pytest
 from keyring.backend import KeyringBackend
 
-from engine.api import Memory
-from engine.cube import ChatMessage, Filters
-from engine.errors import CorruptStoreError, KeyUnavailableError, MemDeskError, WrongKeyError
-from engine.keys import KdfParams
-from engine.paths import ProfilePaths
-from engine.store.migrations import MIGRATIONS
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import ChatMessage, Filters
+from memdesk.engine.errors import CorruptStoreError, KeyUnavailableError, MemDeskError, WrongKeyError
+from memdesk.engine.vault.keys import KdfParams
+from memdesk.engine.vault.paths import ProfilePaths
+from memdesk.engine.vault.migrations import MIGRATIONS
 from tests.conftest import FAST_KDF, PASSPHRASE
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.timeparse import TimeRange, find_time_range, resolve_event_time
+from memdesk.engine.search.timeparse import TimeRange, find_time_range, resolve_event_time
 
 UTC = timezone.utc
 # Monday 2023-05-08 13:56 UTC, the reference used throughout unless a test says otherwise.

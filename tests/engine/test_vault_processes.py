@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.api import Memory
-from engine.cube import Filters
-from engine.errors import MemDeskError, VaultBusyError
-from engine.store import connection
+from memdesk.engine.api import Memory
+from memdesk.engine.cube import Filters
+from memdesk.engine.errors import MemDeskError, VaultBusyError
+from memdesk.engine.vault import connection
 from tests.conftest import FAST_KDF, PASSPHRASE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,8 +22,8 @@ ADDS = 300
 
 WRITER = textwrap.dedent("""
     import sys
-    from engine.api import Memory
-    from engine.keys import KdfParams
+    from memdesk.engine.api import Memory
+    from memdesk.engine.vault.keys import KdfParams
 
     mem = Memory.open(sys.argv[1], embedder=False, background=False,
                       kdf=KdfParams(time_cost=1, memory_kib=8192, parallelism=1))
@@ -81,7 +81,7 @@ def test_cli_writes_next_to_an_app_that_holds_the_vault(data_dir, tmp_path):
         assert app.stdout.readline().strip() == "ready", app.stderr.read()[-2000:]
         app.stdin.write("go\n")
         app.stdin.flush()
-        clis = [subprocess.Popen([sys.executable, "-m", "app", "add", f"cli note {i}", "-t", "cli",
+        clis = [subprocess.Popen([sys.executable, "-m", "memdesk", "add", f"cli note {i}", "-t", "cli",
                                   "--data-dir", str(data_dir)], cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True) for i in range(3)]
         outputs = [cli.communicate(timeout=300) for cli in clis]

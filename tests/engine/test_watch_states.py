@@ -8,9 +8,9 @@ import threading
 
 import pytest
 
-from engine.errors import InvalidInputError, MemDeskError
-from engine.ingest import Ingestor
-from engine.ingest_watch import FolderState, FolderWatcher
+from memdesk.engine.errors import InvalidInputError, MemDeskError
+from memdesk.engine.ingestion.folders import Ingestor
+from memdesk.engine.ingestion.watch import FolderState, FolderWatcher
 
 WAIT = 15.0
 

@@ -13,7 +13,7 @@ pytest.importorskip("pytestqt")
 @pytest.fixture
 def window(qtbot, kw_mem, runner, settle):
     """The main window on a keyword-only vault, shown and settled."""
-    from ui.chat_window import MainWindow
+    from memdesk.ui.chat_window import MainWindow
 
     win = MainWindow(kw_mem, runner)
     qtbot.addWidget(win)

@@ -1,8 +1,8 @@
 """The Learned preferences page: adapters listed with their gate results; switch on, roll back, off."""
 from __future__ import annotations
 
-from engine.parametric.registry import AdapterRegistry
-from ui.adapters import AdaptersView
+from memdesk.engine.parametric.registry import AdapterRegistry
+from memdesk.ui.adapters import AdaptersView
 
 
 def candidate(registry, tmp_path, name):

@@ -10,10 +10,10 @@ pytest.importorskip("PySide6")
 from PySide6.QtCore import Qt, QUrl  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
-from engine.cube import ChatMessage, Filters, MemoryType, SourceRef, Status  # noqa: E402
-from engine.errors import NotFoundError  # noqa: E402
-from ui.browser import BrowserWindow  # noqa: E402
-from ui.memory_table import COLUMN_INDEX, PAGE_SIZE, MemoryTableModel  # noqa: E402
+from memdesk.engine.cube import ChatMessage, Filters, MemoryType, SourceRef, Status  # noqa: E402
+from memdesk.engine.errors import NotFoundError  # noqa: E402
+from memdesk.ui.browser import BrowserWindow  # noqa: E402
+from memdesk.ui.memory_table import COLUMN_INDEX, PAGE_SIZE, MemoryTableModel  # noqa: E402
 
 
 @pytest.fixture

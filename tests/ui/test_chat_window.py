@@ -8,9 +8,9 @@ pytest.importorskip("PySide6")
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QLineEdit  # noqa: E402
 
-from engine.sessions import Sessions  # noqa: E402
-from ui.chat_window import MainWindow  # noqa: E402
-from ui.transcript import RENDER_INTERVAL_MS, THINKING  # noqa: E402
+from memdesk.engine.vault.sessions import Sessions  # noqa: E402
+from memdesk.ui.chat_window import MainWindow  # noqa: E402
+from memdesk.ui.transcript import RENDER_INTERVAL_MS, THINKING  # noqa: E402
 
 ANA = ("m-ana", "The user's sister Ana lives in Porto and works as a nurse at the São João hospital.")
 
@@ -189,7 +189,7 @@ def test_an_empty_vault_says_how_to_start(window):
 
 
 def test_a_reply_from_memory_says_so_instead_of_token_figures():
-    from ui.transcript import describe_reply
+    from memdesk.ui.transcript import describe_reply
 
     assert describe_reply({"from_memory": True}) == "from your memories, without the model"
     assert describe_reply({"completion_tokens": 31, "tokens_per_s": 19.0, "ttft_ms": 457}) == \

@@ -8,9 +8,9 @@ pytest.importorskip("PySide6")
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QLabel  # noqa: E402
 
-from engine.cube import Relation, Status  # noqa: E402
-from engine.curation import Resolution, conflicts  # noqa: E402
-from ui.conflicts import EMPTY_TEXT, ConflictsView  # noqa: E402
+from memdesk.engine.cube import Relation, Status  # noqa: E402
+from memdesk.engine.curation import Resolution, conflicts  # noqa: E402
+from memdesk.ui.conflicts import EMPTY_TEXT, ConflictsView  # noqa: E402
 
 
 def _conflicting_pair(mem, old_text="Ana lives in Lisbon", new_text="Ana lives in Porto"):
@@ -97,7 +97,7 @@ def test_a_failed_resolution_is_shown_and_the_list_reloads(qtbot, kw_mem, runner
     view = _view(qtbot, kw_mem, runner)
     stale = view.rows[0].conflict
     kw_mem.update(old, memory="Ana lives in Lisbon, still")  # unrelated edit; the pair still conflicts
-    from engine.curation import resolve
+    from memdesk.engine.curation import resolve
     resolve(kw_mem, old, new, Resolution.KEEP_BOTH)  # resolved elsewhere (another window)
     view.resolve(stale, Resolution.KEEP_SECOND)
     settle()

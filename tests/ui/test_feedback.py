@@ -7,15 +7,15 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtCore import Qt  # noqa: E402
 
-from app.chat_controller import ChatController  # noqa: E402
-from engine.chat import ChatConfig  # noqa: E402
-from engine.feedback import Feedback  # noqa: E402
-from engine.jobs import JobQueue  # noqa: E402
-from engine.llm.fake import FakeModel  # noqa: E402
-from engine.scheduler import MemScheduler  # noqa: E402
-from engine.sessions import Sessions  # noqa: E402
-from ui.chat_window import MainWindow  # noqa: E402
-from ui.transcript import EDITED_NOTE, EditReplyDialog  # noqa: E402
+from memdesk.app.chat_controller import ChatController  # noqa: E402
+from memdesk.engine.chat.turn import ChatConfig  # noqa: E402
+from memdesk.engine.vault.feedback import Feedback  # noqa: E402
+from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
+from memdesk.engine.llm.fake import FakeModel  # noqa: E402
+from memdesk.engine.scheduler.memscheduler import MemScheduler  # noqa: E402
+from memdesk.engine.vault.sessions import Sessions  # noqa: E402
+from memdesk.ui.chat_window import MainWindow  # noqa: E402
+from memdesk.ui.transcript import EDITED_NOTE, EditReplyDialog  # noqa: E402
 
 PREFERRED = "Lisbon. (It has been the capital since 1255.)"
 

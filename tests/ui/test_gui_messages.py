@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ui.messages import for_gui
+from memdesk.ui.messages import for_gui
 
 ROOT = Path(__file__).resolve().parents[2]
 # What a person sees in a terminal, not in a window; and the table of hints itself.
@@ -93,7 +93,7 @@ def test_no_window_tells_a_person_to_run_a_command():
 
 
 def test_the_browser_says_what_to_do_in_the_app(qtbot, kw_mem, runner, settle):
-    from ui.browser import BrowserWindow
+    from memdesk.ui.browser import BrowserWindow
 
     browser = BrowserWindow(kw_mem, runner)
     qtbot.addWidget(browser)

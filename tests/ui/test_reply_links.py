@@ -6,8 +6,8 @@ import pytest
 from PySide6.QtCore import QObject, QTimer, QUrl, Slot
 from PySide6.QtGui import QDesktopServices, QGuiApplication
 
-from ui import links
-from ui.transcript import Transcript
+from memdesk.ui import links
+from memdesk.ui.transcript import Transcript
 
 INVENTED = "https://social.example.com/u/memdesk-user-4821"
 

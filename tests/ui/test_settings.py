@@ -7,8 +7,8 @@ pytest.importorskip("PySide6")
 
 from PySide6.QtWidgets import QDialogButtonBox, QFileDialog  # noqa: E402
 
-from engine.errors import ModelError  # noqa: E402
-from ui.settings import AppSettings, SettingsDialog, SettingsInfo  # noqa: E402
+from memdesk.engine.errors import ModelError  # noqa: E402
+from memdesk.ui.settings import AppSettings, SettingsDialog, SettingsInfo  # noqa: E402
 
 BAD_MODEL = "is not a GGUF model (it does not start with 'GGUF'); choose a .gguf file."
 

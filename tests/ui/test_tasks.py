@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from ui.tasks import TaskRunner  # noqa: E402
+from memdesk.ui.tasks import TaskRunner  # noqa: E402
 
 
 def test_results_progress_and_errors_arrive_on_the_gui_thread(qtbot):

@@ -11,9 +11,9 @@ from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QWheelEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from engine.cube import ChatMessage, MemoryType  # noqa: E402
-from ui.timeline import EMPTY_TEXT, TimelineView, image_has_colour  # noqa: E402
-from ui.timeline_data import lane_colour, ticks  # noqa: E402
+from memdesk.engine.cube import ChatMessage, MemoryType  # noqa: E402
+from memdesk.ui.timeline import EMPTY_TEXT, TimelineView, image_has_colour  # noqa: E402
+from memdesk.ui.timeline_data import lane_colour, ticks  # noqa: E402
 
 UTC = timezone.utc
 TYPES = (MemoryType.USER, MemoryType.PREFERENCE, MemoryType.LONG_TERM)

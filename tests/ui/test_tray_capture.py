@@ -9,10 +9,10 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QShortcut  # noqa: E402
 from PySide6.QtWidgets import QWidget  # noqa: E402
 
-from engine.cube import Filters  # noqa: E402
-from engine.errors import StorageFullError  # noqa: E402
-from ui.capture import CAPTURE_SHORTCUT, QuickCapture, install_capture_shortcut, parse_tags  # noqa: E402
-from ui.tray import ICON_PATH, NO_TRAY_MESSAGE, Tray, app_icon  # noqa: E402
+from memdesk.engine.cube import Filters  # noqa: E402
+from memdesk.engine.errors import StorageFullError  # noqa: E402
+from memdesk.ui.capture import CAPTURE_SHORTCUT, QuickCapture, install_capture_shortcut, parse_tags  # noqa: E402
+from memdesk.ui.tray import ICON_PATH, NO_TRAY_MESSAGE, Tray, app_icon  # noqa: E402
 
 
 # --------------------------------------------------------------------- tray

@@ -1,7 +1,0 @@
-"""`python -m app` runs the memdesk command line."""
-import sys
-
-from app.cli import main
-
-if __name__ == "__main__":
-    sys.exit(main())
