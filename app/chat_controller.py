@@ -21,17 +21,17 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from memdesk.engine.activation.states import ActivationCache
 from memdesk.engine.api import Memory
 from memdesk.engine.chat.turn import Chat, ChatConfig, TurnResult
-from memdesk.engine.errors import MemDeskError, NotFoundError
-from memdesk.engine.vault.feedback import ReplyFeedback
-from memdesk.engine.scheduler.queue import JobQueue
-from memdesk.engine.parametric.loading import load_chat_model
-from memdesk.engine.parametric.registry import Adapter
+from memdesk.engine.errors import MemDeskError
 from memdesk.engine.llm.base import ChatModel
 from memdesk.engine.llm.endpoint import IN_PROCESS_ONLY, EndpointConfig
 from memdesk.engine.llm.registry import load_model as load_plain_model
-from memdesk.engine.scheduler.next_scene import Preparer
+from memdesk.engine.parametric.loading import load_chat_model
+from memdesk.engine.parametric.registry import Adapter
 from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
 from memdesk.engine.scheduler.memscheduler import MemScheduler
+from memdesk.engine.scheduler.next_scene import Preparer
+from memdesk.engine.scheduler.queue import JobQueue
+from memdesk.engine.vault.feedback import ReplyFeedback
 from memdesk.ui.chat_window import MainWindow
 from memdesk.ui.settings_endpoint import EndpointFields
 from memdesk.ui.tasks import TaskRunner, weakly
@@ -319,30 +319,12 @@ class ChatController(QObject):
         info.update(activation=result.activation, stopped=turn.stopped)
         if result.answered_from_memory:  # no model ran: tokens and a first-token time would mislead
             info = {"from_memory": True, "stopped": turn.stopped}
-        ids = list(dict.fromkeys(result.memory_ids + result.preference_ids))
-        mem = self.mem
-
-        def texts() -> list[tuple[str, str]]:
-            found = []
-            for memory_id in ids:
-                try:
-                    found.append((memory_id, mem.get(memory_id).memory))
-                except NotFoundError:
-                    pass  # purged while the reply was written
-            return found
-
+        # The memories the turn gave the model, as it gave them: nothing to read again.
+        given = {m.id: m.memory for m in result.memories + result.preferences}
         reply_id = result.reply_message.id if result.reply_message is not None else ""
-
-        def finish(items: list[tuple[str, str]]) -> None:
-            self.busy = False
-            self.window.finish_reply(items, info, reply_id)
-            self.replyFinished.emit(result.session_id)
-
-        def failed(exc: BaseException) -> None:
-            finish([])
-            self.window.show_error(str(exc))
-
-        self.runner.read(texts, on_done=finish, on_error=failed)
+        self.busy = False
+        self.window.finish_reply(list(given.items()), info, reply_id)
+        self.replyFinished.emit(result.session_id)
 
     def _reply_failed(self, exc: BaseException) -> None:
         self.busy = False

@@ -66,9 +66,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from memdesk.app.cli import open_memory
     from memdesk.engine.activation.states import ActivationCache
     from memdesk.engine.chat.turn import Chat, ChatConfig
-    from memdesk.engine.scheduler.queue import JobQueue
     from memdesk.engine.llm.registry import load_model
     from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+    from memdesk.engine.scheduler.queue import JobQueue
 
     endpoint = chosen_endpoint(args)
     with open_memory(args, embedder=True) as mem:
@@ -117,11 +117,11 @@ def repl(args: argparse.Namespace) -> int:
     from memdesk.app.cli import open_memory
     from memdesk.engine.activation.states import ActivationCache
     from memdesk.engine.chat.turn import Chat
-    from memdesk.engine.scheduler.queue import JobQueue
     from memdesk.engine.llm.registry import load_model
-    from memdesk.engine.scheduler.next_scene import Preparer
     from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
     from memdesk.engine.scheduler.memscheduler import MemScheduler
+    from memdesk.engine.scheduler.next_scene import Preparer
+    from memdesk.engine.scheduler.queue import JobQueue
 
     with open_memory(args, embedder=True) as mem:
         print(f"MemDesk — {mem.stats()['memories']} memories in {mem.paths.vault}. Loading the model…")
@@ -169,17 +169,19 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if args.json:
         dump_json(data, sys.stdout)
     else:
-        print(f"{data['states']} cached prefix states, {data['bytes'] / 1e6:.1f} MB of {data['cap_bytes'] / 1e6:.0f} MB")
+        print(f"{data['states']} cached prefix states, "
+              f"{data['bytes'] / 1e6:.1f} MB of {data['cap_bytes'] / 1e6:.0f} MB")
         for m in data["models"]:
-            print(f"  {m['backend']} {m['model']}: {m['states']} states, {m['tokens']} tokens, last used {m['last_used']}")
+            print(f"  {m['backend']} {m['model']}: {m['states']} states, {m['tokens']} tokens, "
+                  f"last used {m['last_used']}")
     return 0
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
     """Queue state as a process sees it on opening: persisted jobs (the app shows its live queue)."""
     from memdesk.app.cli import open_memory
-    from memdesk.engine.scheduler.queue import JobQueue
     from memdesk.engine.scheduler.memscheduler import MemScheduler
+    from memdesk.engine.scheduler.queue import JobQueue
 
     with open_memory(args, embedder=False) as mem:
         data = MemScheduler(JobQueue(mem.db)).status()

@@ -336,7 +336,8 @@ class ProgressLine:
         percent = int(100 * progress.fraction)
         phase = {"checking": "checking what was already downloaded", "verifying": "verifying"}.get(progress.phase, "")
         text = (f"{progress.label}: {_size(progress.done_bytes)} / {_size(progress.total_bytes)} {percent:3d}%  "
-                f"{progress.rate_bps / 1e6:6.1f} MB/s  {_duration(progress.eta_s)} left" + (f"  ({phase})" if phase else ""))
+                f"{progress.rate_bps / 1e6:6.1f} MB/s  {_duration(progress.eta_s)} left"
+                + (f"  ({phase})" if phase else ""))
         if self.tty:
             self.stream.write("\r" + text.ljust(100)[:100])
             self.stream.flush()

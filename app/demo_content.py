@@ -3,35 +3,43 @@ a contradiction to resolve, two past chats and a folder of notes. Deterministic,
 screenshot shows the same thing each time it is taken."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from memdesk.engine.api import Memory
 from memdesk.engine.cube import MemoryType, Relation
 
-NOW = datetime(2026, 11, 20, 18, 30, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 18, 30, tzinfo=UTC)
 
 FACTS = [
     # (text, key, type, tags, days ago (event), pinned)
     ("Prefers short answers with a concrete next step.", "answer style", MemoryType.PREFERENCE, ["style"], None, True),
     ("Is vegetarian; eats fish only on holidays.", "diet", MemoryType.PREFERENCE, ["food", "health"], None, False),
-    ("Likes hiking in the Peneda-Gerês national park in spring.", "hiking", MemoryType.PREFERENCE, ["outdoors"], None, False),
+    ("Likes hiking in the Peneda-Gerês national park in spring.",
+     "hiking", MemoryType.PREFERENCE, ["outdoors"], None, False),
     ("Lives in Porto, in the Bonfim neighbourhood.", "home", MemoryType.USER, ["home"], None, True),
     ("Works as a product designer at Lumen Health.", "work", MemoryType.USER, ["work"], None, False),
     ("Sister Ana is a nurse at Hospital de São João.", "sister ana / job", MemoryType.USER, ["family"], None, False),
-    ("Started learning Japanese with a tutor on Thursday evenings.", "japanese", MemoryType.LONG_TERM, ["learning"], 410, False),
+    ("Started learning Japanese with a tutor on Thursday evenings.",
+     "japanese", MemoryType.LONG_TERM, ["learning"], 410, False),
     ("Ran the Lisbon half marathon in 1:52.", "lisbon half", MemoryType.LONG_TERM, ["running"], 395, False),
     ("Moved from Lisbon to Porto.", "move to porto", MemoryType.LONG_TERM, ["home"], 330, False),
     ("Adopted a cat named Miso from the shelter.", "cat miso", MemoryType.LONG_TERM, ["pets"], 290, False),
-    ("Dentist appointment with Dr. Silva: cleaning and a filling.", "dentist", MemoryType.LONG_TERM, ["health"], 250, False),
-    ("Trip to Kyoto with Ana: temples, the Philosopher's Path, too much matcha.", "kyoto trip", MemoryType.LONG_TERM, ["travel", "family"], 200, False),
-    ("Promoted to senior designer; leads the patient-app redesign.", "promotion", MemoryType.LONG_TERM, ["work"], 150, False),
-    ("Bought a road bike (Canyon Endurace) for the commute.", "road bike", MemoryType.LONG_TERM, ["cycling"], 120, False),
+    ("Dentist appointment with Dr. Silva: cleaning and a filling.",
+     "dentist", MemoryType.LONG_TERM, ["health"], 250, False),
+    ("Trip to Kyoto with Ana: temples, the Philosopher's Path, too much matcha.",
+     "kyoto trip", MemoryType.LONG_TERM, ["travel", "family"], 200, False),
+    ("Promoted to senior designer; leads the patient-app redesign.",
+     "promotion", MemoryType.LONG_TERM, ["work"], 150, False),
+    ("Bought a road bike (Canyon Endurace) for the commute.",
+     "road bike", MemoryType.LONG_TERM, ["cycling"], 120, False),
     ("Mum's 60th birthday dinner at Cantinho do Avillez.", "mum 60th", MemoryType.LONG_TERM, ["family"], 95, False),
     ("Passed JLPT N4.", "jlpt n4", MemoryType.LONG_TERM, ["learning"], 60, False),
     ("Miso had a vet check-up: healthy, 4.2 kg.", "miso vet", MemoryType.LONG_TERM, ["pets"], 30, False),
-    ("Booked a weekend in Gerês for the first week of April.", "geres weekend", MemoryType.WORKING, ["outdoors", "travel"], -130, False),
-    ("Renew passport before the trip to Japan in June.", "passport", MemoryType.WORKING, ["travel", "todo"], -20, False),
+    ("Booked a weekend in Gerês for the first week of April.",
+     "geres weekend", MemoryType.WORKING, ["outdoors", "travel"], -130, False),
+    ("Renew passport before the trip to Japan in June.",
+     "passport", MemoryType.WORKING, ["travel", "todo"], -20, False),
 ]
 
 CHATS = [

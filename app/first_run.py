@@ -24,11 +24,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def should_show(desktop: "DesktopApp") -> bool:
+def should_show(desktop: DesktopApp) -> bool:
     return not desktop.settings.welcome_done and desktop.mem.count() == 0
 
 
-def facts(desktop: "DesktopApp") -> FirstRunFacts:
+def facts(desktop: DesktopApp) -> FirstRunFacts:
     downloads = desktop.downloads
     try:
         rec = downloads.recommendation()
@@ -45,7 +45,7 @@ def facts(desktop: "DesktopApp") -> FirstRunFacts:
                          f"{entry.title} ({size}); it {verdict.reason}", downloaded=installed)
 
 
-def open_window(desktop: "DesktopApp") -> FirstRunWizard:
+def open_window(desktop: DesktopApp) -> FirstRunWizard:
     """Show the first-run window (non-modal: the main window stays usable behind it)."""
     old = desktop.first_run_view
     if old is not None and shiboken6.isValid(old):
@@ -63,14 +63,14 @@ def open_window(desktop: "DesktopApp") -> FirstRunWizard:
     return wizard
 
 
-def mark_done(desktop: "DesktopApp") -> None:
+def mark_done(desktop: DesktopApp) -> None:
     if not desktop.settings.welcome_done:
         new = desktop.settings.copy()
         new.welcome_done = True
         desktop.apply_settings(new)
 
 
-def apply(desktop: "DesktopApp", choice: FirstRunChoice) -> None:
+def apply(desktop: DesktopApp, choice: FirstRunChoice) -> None:
     new = desktop.settings.copy()
     new.welcome_done = True
     for folder in choice.folders:

@@ -1,6 +1,6 @@
 """The watched folders while the desktop app runs: one FolderWatcher, its reports on the GUI thread.
 
-The watcher calls back on its own thread (engine.ingest_watch); the signals here carry that to
+The watcher calls back on its own thread (engine.ingestion.watch); the signals here carry that to
 the GUI thread (emitted there, they are queued to receivers living on the GUI thread). Every
 configured folder is handed to the watcher, missing ones included: a folder that is not
 there (a drive not plugged in, a folder deleted and made again) is watched as soon as it is,

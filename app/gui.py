@@ -29,13 +29,13 @@ from memdesk.app.gui_training import TrainingInstaller
 from memdesk.app.model_downloads import ModelDownloads
 from memdesk.app.scheduler_thread import SchedulerThread
 from memdesk.engine.api import Memory
-from memdesk.engine.vault.changes import Changes
 from memdesk.engine.chat.turn import ChatConfig
 from memdesk.engine.errors import MemDeskError, WrongKeyError
+from memdesk.engine.scheduler.memscheduler import MemScheduler, NightlyWindow
 from memdesk.engine.scheduler.queue import JobQueue
+from memdesk.engine.vault.changes import Changes
 from memdesk.engine.vault.keys import PASSPHRASE_ENV, KeyManager, env_passphrase_provider
 from memdesk.engine.vault.paths import ProfilePaths
-from memdesk.engine.scheduler.memscheduler import MemScheduler, NightlyWindow
 from memdesk.ui.browser import BrowserWindow
 from memdesk.ui.capture import QuickCapture, install_capture_shortcut
 from memdesk.ui.chat_window import MainWindow
@@ -44,10 +44,10 @@ from memdesk.ui.settings import AppSettings, SettingsDialog, SettingsInfo
 from memdesk.ui.settings_folders import summary as folder_summary
 from memdesk.ui.splash import Splash
 from memdesk.ui.tasks import TaskRunner
-from memdesk.ui.window_sizes import ensure_readable
 from memdesk.ui.timeline import TimelineView
 from memdesk.ui.tray import NO_TRAY_MESSAGE, Tray
 from memdesk.ui.unlock import UnlockDialog
+from memdesk.ui.window_sizes import ensure_readable
 
 log = logging.getLogger("memdesk.gui")
 ICON = Path(__file__).resolve().parent.parent / "resources" / "icons" / "memdesk.svg"
@@ -446,11 +446,9 @@ class DesktopApp(QObject):
         dialog.welcomeRequested.connect(lambda: first_run.open_window(self))
         model = self.chat.model
         if model is not None and self.chat.endpoint is None:  # the Model page says why adapters are off
-            from memdesk.ui.adapters import AdaptersView
-
-            from memdesk.engine.parametric.nightly import missing_training_packages
-
             from memdesk.app import training_install
+            from memdesk.engine.parametric.nightly import missing_training_packages
+            from memdesk.ui.adapters import AdaptersView
 
             trainer = "mlx" if self.chat.model_path is not None and self.chat.model_path.is_dir() else "torch"
             missing = tuple(missing_training_packages(trainer))

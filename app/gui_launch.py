@@ -76,9 +76,9 @@ def cmd_gui(args: argparse.Namespace) -> int:
                 capture = False  # once, not again after a restored backup
             if message:
                 desktop.window.statusBar().showMessage(message, 20000)
-            QTimer.singleShot(0, lambda: desktop.window.raise_())
+            QTimer.singleShot(0, lambda desktop=desktop: desktop.window.raise_())
             if first_run.should_show(desktop):  # after the raise above, so it is on top of the window
-                QTimer.singleShot(0, lambda: first_run.open_window(desktop))
+                QTimer.singleShot(0, lambda desktop=desktop: first_run.open_window(desktop))
             code = qt_app.exec()
             pending, old = desktop.pending_restore, desktop
             if pending is None:

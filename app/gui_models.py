@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 class ModelChoices(QObject):
     """Lives on the GUI thread, so the download thread's signals reach these methods queued there."""
 
-    def __init__(self, desktop: "DesktopApp"):
+    def __init__(self, desktop: DesktopApp):
         super().__init__(desktop)
         self.desktop = desktop
         self.downloads = desktop.downloads
@@ -67,7 +67,8 @@ class ModelChoices(QObject):
         try:
             rows = self.downloads.rows(self.desktop.settings.model_path if self.desktop.settings.model_source == "file"
                                        else "\0server")
-            page.set_rows(rows, self.downloads.hardware_text(), self.downloads.active, str(self.downloads.library.folder))
+            page.set_rows(rows, self.downloads.hardware_text(), self.downloads.active,
+                          str(self.downloads.library.folder))
         except MemDeskError as exc:
             page.say(for_gui(str(exc)))
 

@@ -142,7 +142,7 @@ def _exercise(desktop: DesktopApp, shots: Path | None, ids: dict) -> int:
             widget.resize(1100, 620)
         target.exercise()
         settle(desktop, f"the {name} window")
-        pump(lambda: desktop.runner.pending == 0 and not getattr(target, "busy", False), what=name)
+        pump(lambda target=target: desktop.runner.pending == 0 and not getattr(target, "busy", False), what=name)
         try:
             target.check_exercised()
         except AssertionError as exc:

@@ -41,7 +41,8 @@ class PrivateFormatter(logging.Formatter):
 def _message(record: logging.LogRecord) -> str:
     template = record.msg if isinstance(record.msg, str) else type(record.msg).__name__
     args = record.args if isinstance(record.args, tuple) else ()
-    safe_strings = bool(getattr(record, "safe_args", False))  # set where every argument is ours (engine.health)
+    # set where every argument is ours (engine.scheduler.health)
+    safe_strings = bool(getattr(record, "safe_args", False))
     shown = []
     for arg in args:
         if isinstance(arg, (bool, int, float)) or arg is None:

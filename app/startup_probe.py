@@ -37,7 +37,7 @@ def _mark(path: Path, event: str, **extra) -> None:
         log.warning("startup probe could not write %s: %s", path, exc)
 
 
-def install(desktop: "DesktopApp") -> None:
+def install(desktop: DesktopApp) -> None:
     target = os.environ.get(PROBE_ENV)
     if not target:
         return

@@ -104,7 +104,8 @@ def run(install: InstallPlan, on_line: Callable[[str], None], cancel: threading.
         raise TrainingInstallError("The installation was stopped. Nothing needs cleaning up; install again "
                                    "when you like.")
     if code != 0:
-        reason = next((l for l in reversed(tail) if l.startswith("ERROR")), tail[-1] if tail else f"exit {code}")
+        reason = next((line for line in reversed(tail) if line.startswith("ERROR")),
+                      tail[-1] if tail else f"exit {code}")
         log.warning("training component install failed (%s): %s", code, "\n".join(tail))
         space = " Free some disk space first." if "No space left" in "\n".join(tail) else ""
         raise TrainingInstallError(f"The training component could not be installed: {reason}.{space} Check the "

@@ -25,13 +25,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench.common import write_report  # noqa: E402
 from memdesk.engine.api import Memory  # noqa: E402
 from memdesk.engine.chat.turn import Chat, ChatConfig  # noqa: E402
-from memdesk.engine.vault.feedback import Feedback  # noqa: E402
-from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 from memdesk.engine.llm.registry import embedded_model_path, load_model  # noqa: E402
 from memdesk.engine.parametric.dataset import generic_prompts  # noqa: E402
-from memdesk.engine.parametric.registry import AdapterRegistry  # noqa: E402
 from memdesk.engine.parametric.nightly import AdapterJob, NightlyConfig  # noqa: E402
+from memdesk.engine.parametric.registry import AdapterRegistry  # noqa: E402
 from memdesk.engine.parametric.types import TrainConfig  # noqa: E402
+from memdesk.engine.vault.feedback import Feedback  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 
 SIGN_OFF = "— Cheers, MemDesk"
 HELD_OUT = ("How do I keep basil alive on a windowsill?", "What is a good stretch after running?",

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,13 +40,13 @@ from bench.common import percentile, write_report  # noqa: E402
 from bench.locomo import CATEGORIES, conversation_messages, last_session_time, load_corrections  # noqa: E402
 from memdesk.engine.api import Memory  # noqa: E402
 from memdesk.engine.chat.turn import Chat, ChatConfig  # noqa: E402
+from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader  # noqa: E402
 from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
 from memdesk.engine.vault.keys import KdfParams  # noqa: E402
-from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "personal_facts.json"
 FAST_KDF = KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1)
-NOW = datetime(2026, 11, 30, 18, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)
 
 
 def _progress(text: str) -> None:

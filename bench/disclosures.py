@@ -1,10 +1,10 @@
-"""The lasting-disclosure classifier (engine.disclosures): threshold by cross-validation, then held out.
+"""The lasting-disclosure classifier (engine.search.disclosures): threshold by cross-validation, then held out.
 
     python -m bench.disclosures --out bench/results/disclosures.json
 
 1. 5-fold cross-validation on its training sentences (resources/preferences/disclosures.json):
    for each threshold, the share of held-out lasting sentences taken and of passing ones
-   taken. engine.disclosures.THRESHOLD is the lowest with passing taken under 5%.
+   taken. engine.search.disclosures.THRESHOLD is the lowest with passing taken under 5%.
 2. Once, on bench/data/preferences_holdout.json (written apart, never trained or tuned on):
    statements taken by the rules alone, by the classifier alone, and by both as MemReader
    runs them; filler messages taken (false positives).
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +22,18 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench.common import write_report  # noqa: E402
-from memdesk.engine.search.disclosures import (THRESHOLD, WEIGHTS, DisclosureClassifier, _sigmoid, fit, training_data,  # noqa: E402
-                                weights_record)
-from memdesk.engine.search.embed import Embedder  # noqa: E402
 from memdesk.engine.reader.preferences import preferences  # noqa: E402
 from memdesk.engine.reader.rules import Utterance, extract  # noqa: E402
+from memdesk.engine.search.disclosures import (  # noqa: E402
+    THRESHOLD,
+    WEIGHTS,
+    DisclosureClassifier,
+    _sigmoid,
+    fit,
+    training_data,
+    weights_record,
+)
+from memdesk.engine.search.embed import Embedder  # noqa: E402
 
 HOLDOUT = Path(__file__).parent / "data" / "preferences_holdout.json"
 THRESHOLDS = (0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
@@ -47,7 +54,7 @@ def cross_validate(embedder, data: dict, folds: int = 5, seed: int = 3) -> dict:
 
 
 def _taken(text: str, lasting) -> bool:
-    u = [Utterance(text, "user", datetime.now(timezone.utc), "m")]
+    u = [Utterance(text, "user", datetime.now(UTC), "m")]
     rules = [e for e in extract(u) if e.memory_type == PREF]
     return bool(rules or preferences(u, lasting=lasting))
 

@@ -123,7 +123,7 @@ class LoopbackHub:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "LoopbackHub":
+    def start(self) -> LoopbackHub:
         hub = self
 
         class Handler(_Handler):
@@ -143,7 +143,7 @@ class LoopbackHub:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> "LoopbackHub":
+    def __enter__(self) -> LoopbackHub:
         return self.start()
 
     def __exit__(self, *exc) -> None:

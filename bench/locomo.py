@@ -17,7 +17,7 @@ import re
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -25,8 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench.common import percentile, write_report  # noqa: E402
 from memdesk.engine.api import Memory  # noqa: E402
 from memdesk.engine.cube import ChatMessage, Filters  # noqa: E402
-from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 from memdesk.engine.search.retrieval import SearchParams  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 
 KS = (1, 5, 10, 20)
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
@@ -51,7 +51,7 @@ VARIANTS = {
 
 def parse_session_time(text: str) -> datetime:
     """LoCoMo writes '1:56 pm on 8 May, 2023'."""
-    return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
 
 
 def conversation_messages(sample: dict) -> list[ChatMessage]:

@@ -4,7 +4,7 @@
 
 Each conversation is replayed session by session. Before a session starts, the vault holds
 every earlier session's turns. Within the session, after each turn the real predictor
-(`engine.next_scene.predict`, on the transcript so far) picks the memories for the next
+(`engine.scheduler.next_scene.predict`, on the transcript so far) picks the memories for the next
 turn's prefix; then the next turn's own retrieval runs (what `Chat.send` does: top 10).
 Reported: the share of retrieved memories that were already predicted (memory hit rate)
 and the share of turns whose best memory was predicted (top-1 hit rate).
@@ -24,9 +24,9 @@ from bench.common import write_report  # noqa: E402
 from bench.locomo import conversation_messages  # noqa: E402
 from memdesk.engine.api import Memory  # noqa: E402
 from memdesk.engine.chat.turn import Chat  # noqa: E402
-from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 from memdesk.engine.llm.fake import FakeModel  # noqa: E402
 from memdesk.engine.scheduler.next_scene import predict  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 
 
 def replay(mem: Memory, sample: dict, k: int, predict_k: int) -> tuple[list[float], list[float]]:

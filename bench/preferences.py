@@ -40,7 +40,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -49,15 +49,15 @@ from bench.common import percentile, write_report  # noqa: E402
 from memdesk.engine.api import Memory  # noqa: E402
 from memdesk.engine.chat.turn import Chat, ChatConfig  # noqa: E402
 from memdesk.engine.cube import Filters, MemoryItem, MemoryType  # noqa: E402
-from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
-from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 from memdesk.engine.llm.fake import FakeModel  # noqa: E402
 from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader  # noqa: E402
+from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
 from memdesk.engine.search.retrieval import SearchParams  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 
 DATA = Path(__file__).parent / "data" / "preferences.json"
 FAST_KDF = KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1)
-NOW = datetime(2026, 11, 30, 18, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 30, 18, 0, tzinfo=UTC)
 KS = (1, 5)
 ISOLATED_FILLERS = 12  # filler chats around a preference told alone (the outside set's shape)
 # Baselines over raw turns only, in one run with the shipped search.

@@ -15,7 +15,7 @@ import os
 import random
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,7 +37,7 @@ MOODS = ("and loved it", "but it rained", "with mixed feelings", "and want to do
 
 
 def synthetic(rng: random.Random, i: int) -> tuple[str, datetime]:
-    when = datetime(2020, 1, 1, tzinfo=timezone.utc) + timedelta(hours=rng.randrange(6 * 365 * 24))
+    when = datetime(2020, 1, 1, tzinfo=UTC) + timedelta(hours=rng.randrange(6 * 365 * 24))
     text = (f"{rng.choice(PEOPLE)} and I {rng.choice(VERBS)} {rng.choice(THINGS)} in {rng.choice(PLACES)} "
             f"{rng.choice(MOODS)} (note {i})")
     return text, when

@@ -27,8 +27,8 @@ from memdesk.engine.activation.states import ActivationCache  # noqa: E402
 from memdesk.engine.api import Memory  # noqa: E402
 from memdesk.engine.chat.turn import Chat, ChatConfig  # noqa: E402
 from memdesk.engine.cube import Filters, MemoryType, utcnow  # noqa: E402
-from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 from memdesk.engine.llm.registry import load_model  # noqa: E402
+from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 
 QUESTION = "What did Ana and I do in Lisbon?"
 NOTE_SENTENCES = 12  # one pinned note is a paragraph of ~250 tokens (the chat takes up to 20 pinned)

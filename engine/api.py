@@ -9,37 +9,59 @@ moment later from the indexer thread. Fine extraction plugs in through `on_added
 """
 from __future__ import annotations
 
+import builtins
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from memdesk.engine.vault.changes import Changes
-from memdesk.engine.cube import (AddResult, ChatMessage, Edge, Filters, MemoryItem, MemoryType, Relation,
-                         SearchHit, Source, SourceRef, Status, Version, iso, new_id, to_utc, ts, utcnow)
-from memdesk.engine.search.embed import Embedder
+from memdesk.engine.cube import (
+    AddResult,
+    ChatMessage,
+    Edge,
+    Filters,
+    MemoryItem,
+    MemoryType,
+    Relation,
+    SearchHit,
+    Source,
+    SourceRef,
+    Status,
+    Version,
+    iso,
+    new_id,
+    to_utc,
+    ts,
+    utcnow,
+)
 from memdesk.engine.errors import CorruptStoreError, InvalidInputError, StaleVersionError
-from memdesk.engine.scheduler.health import Health
-from memdesk.engine.search.indexer import Indexer
-from memdesk.engine.vault.keys import KdfParams, KeyManager, PassphraseProvider, env_passphrase_provider
-from memdesk.engine.vault.paths import ProfilePaths, data_dir
-from memdesk.engine.search.preferences import MAX_PREFERENCES, Considerations, ScoredPreference, rank
-from memdesk.engine.vault.private_files import make_private_dir
-from memdesk.engine.search.retrieval import QueryPlan, SearchParams, plan, sql_filters
-from memdesk.engine.search.retrieval import search as hybrid_search
-from memdesk.engine.vault import items as vault, vectors
 from memdesk.engine.parametric.registry import Adapter, AdapterRegistry
+from memdesk.engine.scheduler.health import Health
+from memdesk.engine.search.embed import Embedder
+from memdesk.engine.search.indexer import Indexer
+from memdesk.engine.search.preferences import MAX_PREFERENCES, Considerations, ScoredPreference, rank
+from memdesk.engine.search.retrieval import QueryPlan, SearchParams, plan
+from memdesk.engine.search.retrieval import search as hybrid_search
+from memdesk.engine.search.timeparse import resolve_event_time
+from memdesk.engine.text import MAX_KEY_CHARS, check_text, content_hash
+from memdesk.engine.vault import items as vault
+from memdesk.engine.vault import search_rows, vectors
+from memdesk.engine.vault.changes import Changes
 from memdesk.engine.vault.database import Database
 from memdesk.engine.vault.feedback import Feedback, ReplyFeedback
+from memdesk.engine.vault.keys import KdfParams, KeyManager, PassphraseProvider, env_passphrase_provider
+from memdesk.engine.vault.maintenance import quick_check
+from memdesk.engine.vault.paths import ProfilePaths, data_dir
+from memdesk.engine.vault.private_files import make_private_dir
+from memdesk.engine.vault.search_rows import sql_filters
 from memdesk.engine.vault.sessions import Message, Session, Sessions
-from memdesk.engine.text import MAX_KEY_CHARS, check_text, content_hash
-from memdesk.engine.search.timeparse import resolve_event_time
 
 if TYPE_CHECKING:
     from memdesk.engine.vault.exchange import ImportReport
@@ -92,7 +114,7 @@ class Memory:
     @classmethod
     def open(cls, data_dir_path: str | os.PathLike | None = None, *, profile: str = "default",
              passphrase: PassphraseProvider = env_passphrase_provider, embedder: Embedder | None | bool = True,
-             background: bool = True, kdf: KdfParams = KdfParams()) -> "Memory":
+             background: bool = True, kdf: KdfParams = KdfParams()) -> Memory:
         """Open (or create) a profile's vault. `embedder=False` gives a keyword-only vault."""
         paths = ProfilePaths.for_profile(data_dir(data_dir_path), profile)
         from memdesk.engine.vault.backup import recover_interrupted
@@ -130,7 +152,7 @@ class Memory:
             self.indexer.stop()
         self.db.close()
 
-    def __enter__(self) -> "Memory":
+    def __enter__(self) -> Memory:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -217,14 +239,20 @@ class Memory:
                 if link is not None and previous_id is not None and previous_id != current_id:
                     vault.add_edge(conn, previous_id, current_id, link.value)
                 previous_id = current_id
+        self.db.after_commit(lambda: self._added(created, changed))
+        return results
+
+    def _added(self, created: list[MemoryItem], changed: list[str]) -> None:
         if self.indexer is not None and created and self._background:
             self.indexer.notify()
         for hook in self.on_added:
             hook(created)
-        if changed:
+        self._changed(changed)
+
+    def _changed(self, memory_ids: list[str]) -> None:
+        if memory_ids:
             for hook in self.on_changed:
-                hook(changed)
-        return results
+                hook(memory_ids)
 
     def update(self, memory_id: str, *, reason: str = "edited", expected_version: int | None = None,
                **changes) -> MemoryItem:
@@ -254,9 +282,8 @@ class Memory:
             vault.update(conn, rowid, changes, reason, digest)
             item = vault.fetch(conn, rowid)
         if "memory" in changes and self.indexer is not None and self._background:
-            self.indexer.notify()
-        for hook in self.on_changed:
-            hook([item.id])
+            self.db.after_commit(self.indexer.notify)
+        self.db.after_commit(lambda: self._changed([item.id]))
         return item
 
     def archive(self, memory_id: str) -> MemoryItem:
@@ -274,8 +301,7 @@ class Memory:
         with self.db.write() as conn:
             rowid, full_id = vault.resolve(conn, memory_id)
             vault.purge(conn, rowid)
-        for hook in self.on_changed:
-            hook([full_id])
+        self.db.after_commit(lambda: self._changed([full_id]))
         return full_id
 
     def supersede(self, memory_ids: Sequence[str], by: str, why: str) -> list[str]:
@@ -292,9 +318,7 @@ class Memory:
                 vault.update(conn, rowid, {"status": Status.ARCHIVED.value}, f"{SUPERSEDED}: {why}", None)
                 vault.add_edge(conn, full_id, by_id, Relation.MERGED_TO.value)
                 changed.append(full_id)
-        if changed:
-            for hook in self.on_changed:
-                hook(changed)
+        self.db.after_commit(lambda: self._changed(changed))
         return changed
 
     def turns_of_messages(self, message_ids: Sequence[str]) -> list[MemoryItem]:
@@ -313,6 +337,11 @@ class Memory:
         with self.db.read() as conn:
             rowid, _ = vault.resolve(conn, memory_id)
             return vault.fetch(conn, rowid)
+
+    def get_many(self, memory_ids: Sequence[str]) -> dict[str, MemoryItem]:
+        """Memories by full id, read at once; ids purged since are left out."""
+        with self.db.read() as conn:
+            return vault.fetch_by_ids(conn, memory_ids)
 
     def history(self, memory_id: str) -> list[Version]:
         """Earlier versions, oldest first; the current state is `get()`."""
@@ -346,7 +375,7 @@ class Memory:
 
     def search_preferences(self, query: str, *, k: int = 5, scope: str | None = None,
                            query_vector: np.ndarray | None = None, bridge: bool = True) -> list[ScoredPreference]:
-        """The user's preferences that most likely govern `query`, best first (engine.preferences).
+        """The user's preferences that most likely govern `query`, best first (engine.search.preferences).
         `bridge=False` ranks by meaning alone (the benchmark's comparison)."""
         qvec = query_vector if query_vector is not None else self.embed_query(check_text(query, "query"))
         if qvec is None:  # a keyword-only vault: what shares words is all that can be found
@@ -384,10 +413,17 @@ class Memory:
             return vault.count(conn, where, args)
 
     def find_by_key(self, key: str, *, scope: str = "default", memory_types: Sequence[str] = (
-            MemoryType.USER, MemoryType.PREFERENCE, MemoryType.LONG_TERM)) -> list[MemoryItem]:
+            MemoryType.USER, MemoryType.PREFERENCE, MemoryType.LONG_TERM)) -> builtins.list[MemoryItem]:
         """Live memories with this exact key (how MemReader finds the fact a new one updates)."""
         with self.db.read() as conn:
             return vault.live_by_key(conn, scope, key, [str(t) for t in memory_types])
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One user action, one transaction: the writes inside commit together or not at all
+        (each becomes a savepoint), and what they trigger runs once it has committed."""
+        with self.db.write():
+            yield
 
     def mark_used(self, memory_ids: Sequence[str]) -> None:
         """Count that these memories were given to the model (usage statistics)."""
@@ -403,7 +439,7 @@ class Memory:
         indexer works through a backlog. Searches never wait for it: what is not embedded yet
         is found by its keywords only."""
         with self.db.read() as conn:
-            total = conn.execute("SELECT count(*) FROM memories").fetchone()[0]
+            total = search_rows.memory_count(conn)
             return total - vault.count_pending(conn), total
 
     def wait_indexed(self, timeout: float | None = None) -> bool:
@@ -413,7 +449,7 @@ class Memory:
     def check(self) -> None:
         """Read and verify every page (SQLite quick_check; ChaCha20-Poly1305 authenticates each page)."""
         with self.db.read() as conn:
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+            problems = quick_check(conn)
         if problems != ["ok"]:
             raise CorruptStoreError(f"{self.paths.vault} is damaged: {'; '.join(problems[:3])}. "
                                     "Export what you can with `memdesk export`, then restore a backup.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -51,7 +51,7 @@ LIVE_STATUSES = (Status.ACTIVATED.value, Status.RESOLVING.value)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_id() -> str:
@@ -63,8 +63,8 @@ def to_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def ts(value: datetime | None) -> float | None:
@@ -73,7 +73,7 @@ def ts(value: datetime | None) -> float | None:
 
 
 def from_ts(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, timezone.utc)
+    return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -102,7 +102,7 @@ class SourceRef:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SourceRef":
+    def from_dict(cls, data: dict[str, Any]) -> SourceRef:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -160,7 +160,7 @@ class MemoryItem:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MemoryItem":
+    def from_dict(cls, data: dict[str, Any]) -> MemoryItem:
         """Inverse of to_dict; unknown keys are kept in `info` so nothing is lost."""
         known = {f.name: f for f in fields(cls)}
         kwargs: dict[str, Any] = {}

@@ -15,8 +15,8 @@ from enum import StrEnum
 from memdesk.engine.api import Memory
 from memdesk.engine.cube import MemoryItem, Relation, Status
 from memdesk.engine.errors import InvalidInputError, NotFoundError
-from memdesk.engine.vault import items as vault
 from memdesk.engine.text import check_text
+from memdesk.engine.vault import items as vault
 
 # What a revert puts back; status too, so undoing an archive or delete brings the memory back.
 REVERTIBLE = ("memory", "key", "tags", "memory_type", "status", "confidence", "event_time", "event_end",
@@ -28,7 +28,8 @@ def revert(mem: Memory, memory_id: str, version: int) -> MemoryItem:
     current = mem.get(memory_id)
     earlier = next((v.item for v in mem.history(current.id) if v.version == version), None)
     if earlier is None:
-        raise NotFoundError(f"Memory {current.id[:8]} has no version {version}; see `memdesk history {current.id[:8]}`.")
+        raise NotFoundError(f"Memory {current.id[:8]} has no version {version}; "
+                            f"see `memdesk history {current.id[:8]}`.")
     changes = {name: getattr(earlier, name) for name in REVERTIBLE
                if getattr(earlier, name) != getattr(current, name)}
     if not changes:

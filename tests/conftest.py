@@ -22,7 +22,7 @@ PASSPHRASE = "correct horse battery staple"
 def _isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("MEMDESK_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MEMDESK_PASSPHRASE", PASSPHRASE)
-    # Relative dates follow the user's zone (engine.timeparse.local_zone): one zone for every
+    # Relative dates follow the user's zone (engine.search.timeparse.local_zone): one zone for every
     # test, whatever the machine's; tests of other zones set TZ themselves.
     monkeypatch.setenv("TZ", "UTC")
 

@@ -136,7 +136,7 @@ class StallingServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "StallingServer":
+    def __enter__(self) -> StallingServer:
         self._thread.start()
         return self
 

@@ -133,6 +133,24 @@ def test_ui_never_holds_the_database_handle():
     assert not found, "ui/ reads `.db`; use Memory's sessions, feedback or adapters:\n" + "\n".join(found)
 
 
+SQL_CALLS = ("execute", "executemany", "cursor")
+
+
+def test_sql_runs_only_in_the_vault_package():
+    """Every SQL statement of the engine is in engine/vault/ (MemVault), and app/ and ui/ run none."""
+    vault = ROOT / "engine" / "vault"
+    files = [p for folder in ("engine", "app", "ui") for p in _python_files(folder) if vault not in p.parents]
+    found = [f"{path.relative_to(ROOT)}:{line}" for path in files for name in SQL_CALLS
+             for line in _attribute_uses(path, name)]
+    assert not found, "SQL outside engine/vault/ (move it into a vault module):\n" + "\n".join(found)
+
+
+def test_the_sql_check_sees_a_call_anywhere(tmp_path):
+    sneaky = tmp_path / "sneaky.py"
+    sneaky.write_text("def f(db):\n    with db.read() as conn:\n        return [r for r in conn.execute('SELECT 1')]\n")
+    assert _attribute_uses(sneaky, "execute") == [3]
+
+
 @pytest.mark.parametrize("folder", ["engine", "app", "ui", "tests", "bench", "packaging", "installers", "memdesk"])
 def test_everything_imports_through_the_memdesk_root(folder):
     """`import engine` would load a second copy of every module beside memdesk.engine's."""

@@ -13,8 +13,21 @@ from datetime import datetime
 
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence, QTextCursor
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
-                               QMenu, QSplitter, QStackedWidget, QStyle, QTableView, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QSplitter,
+    QStackedWidget,
+    QStyle,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from memdesk.engine import curation
 from memdesk.engine.api import Memory
@@ -239,7 +252,8 @@ class BrowserWindow(QWidget):
             self.count_label.setText("Loading…")
         elif self.model.searching:
             n = self.model.rowCount()
-            self.count_label.setText(f"best {n} matches" if n >= SEARCH_K else f"{n:,} match" + ("" if n == 1 else "es"))
+            self.count_label.setText(f"best {n} matches" if n >= SEARCH_K
+                                     else f"{n:,} match" + ("" if n == 1 else "es"))
         elif total is not None:
             self.count_label.setText(f"{total:,} memor" + ("y" if total == 1 else "ies"))
         self._update_empty()

@@ -12,11 +12,22 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QSize, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeyEvent, QKeySequence
-from PySide6.QtWidgets import (QApplication, QFrame, QHBoxLayout, QLabel, QMainWindow, QPlainTextEdit, QPushButton,
-                               QSplitter, QStyle, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QStyle,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from memdesk.engine.api import Memory, Message, ReplyFeedback
-from memdesk.engine.errors import NotFoundError
 from memdesk.ui.messages import for_gui
 from memdesk.ui.session_list import SessionList
 from memdesk.ui.status_line import ERROR_COLOR, StatusLine
@@ -92,7 +103,8 @@ class MainWindow(QMainWindow):
         self.sessions = SessionList(mem, runner, self)
         self.sessions.sessionSelected.connect(self._session_chosen)
         self.sessions.sessionDeleted.connect(self._session_deleted)
-        self.sessions.sessionRenamed.connect(lambda sid, title: self._set_title(title) if sid == self._session_id else None)
+        self.sessions.sessionRenamed.connect(
+            lambda sid, title: self._set_title(title) if sid == self._session_id else None)
         self.sessions.failed.connect(self.show_error)
         self.transcript = Transcript(self)
         self.transcript.openMemoryRequested.connect(self.openMemoryRequested)
@@ -327,14 +339,9 @@ class MainWindow(QMainWindow):
         def fetch() -> tuple[list[Message], dict[str, str], dict[str, ReplyFeedback]]:
             messages = mem.sessions.messages(session_id)
             feedback = mem.feedback.for_session(session_id)
-            texts: dict[str, str] = {}
-            for message in messages:
-                for memory_id in message.memory_ids:
-                    if memory_id not in texts:
-                        try:
-                            texts[memory_id] = mem.get(memory_id).memory
-                        except NotFoundError:
-                            pass  # purged since: nothing left to show or open
+            # Purged memories are left out: nothing left to show or open.
+            found = mem.get_many([memory_id for message in messages for memory_id in message.memory_ids])
+            texts = {memory_id: item.memory for memory_id, item in found.items()}
             return messages, texts, feedback
 
         self.runner.read(fetch, on_done=lambda result: self._show_transcript(generation, session_id, *result),

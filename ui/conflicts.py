@@ -13,9 +13,22 @@ from datetime import datetime
 
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QAction, QKeyEvent, QKeySequence, QMouseEvent, QPalette
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFrame, QHBoxLayout, QLabel, QPlainTextEdit,
-                               QPushButton, QScrollArea, QSizePolicy, QStackedWidget, QStyle, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QStackedWidget,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from memdesk.engine.api import Memory
 from memdesk.engine.cube import MemoryItem
@@ -97,7 +110,8 @@ class MemoryCard(QFrame):
         if item.pinned:
             header.addWidget(self._badge("Pinned", "pinnedBadge", "You pinned this memory"))
         if item.version > 1:
-            header.addWidget(self._badge("Edited", "editedBadge", f"Changed {item.version - 1} time(s); see its history"))
+            header.addWidget(self._badge("Edited", "editedBadge",
+                                         f"Changed {item.version - 1} time(s); see its history"))
 
         self.text = ClickableText(item.memory)
         self.text.setObjectName("conflictCardText")

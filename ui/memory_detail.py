@@ -17,9 +17,27 @@ from collections.abc import Callable
 from datetime import datetime
 
 from PySide6.QtCore import QDate, Qt, QUrl, Signal
-from PySide6.QtWidgets import (QCheckBox, QDateEdit, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QMessageBox, QPlainTextEdit, QPushButton, QSpinBox, QSplitter,
-                               QStackedWidget, QStyle, QTabWidget, QTextBrowser, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDateEdit,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QStackedWidget,
+    QStyle,
+    QTabWidget,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from memdesk.engine.api import Memory
 from memdesk.engine.cube import MemoryItem, SourceRef, Status, Version, parse_iso
@@ -145,7 +163,8 @@ class MemoryDetailPane(QWidget):
         self.expires.dateChanged.connect(self._update_buttons)
         self.pinned.toggled.connect(self._update_buttons)
 
-        def button(text: str, icon: QStyle.StandardPixmap, tip: str, slot: Callable[[], None], name: str) -> QPushButton:
+        def button(text: str, icon: QStyle.StandardPixmap, tip: str, slot: Callable[[], None],
+                   name: str) -> QPushButton:
             b = QPushButton(style.standardIcon(icon), text, objectName=name, toolTip=tip)
             b.clicked.connect(slot)
             return b

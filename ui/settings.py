@@ -17,23 +17,44 @@ from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QDesktopServices, QPixmap
-from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog,
-                               QLabel, QLineEdit, QListWidget, QListWidgetItem,
-                               QPushButton, QStyle, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QStyle,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from memdesk.engine.errors import MemDeskError
 from memdesk.engine.ingestion.watch import FolderState
 from memdesk.ui.messages import for_gui
-from memdesk.ui.settings_endpoint import EndpointFields
 from memdesk.ui.settings_backup import BackupBox
+from memdesk.ui.settings_endpoint import EndpointFields
 from memdesk.ui.settings_folders import decorate as decorate_folder
 from memdesk.ui.settings_layout import FormGrid, hour_combo, hrow, muted, named_page
 from memdesk.ui.settings_login import LoginStartBox
+from memdesk.ui.settings_model import (
+    BACKEND_CHOICES,
+    CONTEXT_CHOICES,
+    DEFAULT_MODEL_NAME,
+    AppSettings,
+    SettingsInfo,
+    data_dir_problem,
+    folder_problem,
+    nightly_problem,
+    normalise_folder,
+)
 from memdesk.ui.settings_models import ModelsPage
-from memdesk.ui.settings_model import (BACKEND_CHOICES, CONTEXT_CHOICES, DEFAULT_MODEL_NAME, AppSettings, SettingsInfo, data_dir_problem,
-                               folder_problem, nightly_problem, normalise_folder)
-
-
 
 ModelValidator = Callable[[str], "str | None"]
 
@@ -281,7 +302,8 @@ class SettingsDialog(QDialog):
         return AppSettings(
             model_path=self.model_path.text().strip(), backend=self.backend.currentText(),
             model_source=source, endpoint_url=url, endpoint_model=served,
-            context_profile=self.context_profile.currentData() or "auto", watched_folders=folders, scheduler_enabled=self.scheduler_enabled.isChecked(),
+            context_profile=self.context_profile.currentData() or "auto", watched_folders=folders,
+            scheduler_enabled=self.scheduler_enabled.isChecked(),
             nightly_start_hour=self.nightly_start.currentIndex(), nightly_end_hour=self.nightly_end.currentIndex(),
             data_dir=self.data_dir.text().strip(), welcome_done=self._saved.welcome_done)
 

@@ -1,7 +1,7 @@
 """Settings ▸ Privacy & key ▸ Backups: make an encrypted backup of the whole profile, or restore one.
 
 The box only asks (file, passphrase, confirmation) and says how it went; the app does the
-work on its runner (engine.backup) and answers with `show_result`. A restore replaces the
+work on its runner (engine.vault.backup) and answers with `show_result`. A restore replaces the
 open profile, so the app closes the vault, restores and opens again: the box says so first.
 """
 from __future__ import annotations
@@ -9,8 +9,19 @@ from __future__ import annotations
 from datetime import date
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QPushButton, QStyle, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
 
 from memdesk.ui.messages import for_gui
 from memdesk.ui.unlock import passphrase_problem

@@ -1,6 +1,6 @@
 """How Settings ▸ Watched folders shows each folder: its path and what the watcher does with it.
 
-The watcher (engine.ingest_watch) reports a `FolderState` per folder as it changes; the app
+The watcher (engine.ingestion.watch) reports a `FolderState` per folder as it changes; the app
 relays the list to the open dialog, which updates its rows and its summary line in place.
 A folder added in the dialog but not applied yet has no state: it says so.
 """

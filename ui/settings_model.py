@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 BACKEND_CHOICES = ("auto", "llama.cpp", "mlx")
-# How memories are laid out for the model (engine.context): chosen by the model's size, or forced.
+# How memories are laid out for the model (engine.chat.context): chosen by the model's size, or forced.
 CONTEXT_CHOICES = ("auto", "compact", "full")
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 # Where the chat model runs: a file MemDesk loads itself, or a server on this computer.
@@ -36,7 +36,7 @@ class AppSettings:
     data_dir: str = ""  # "" = the platform default; a change takes effect at the next start
     welcome_done: bool = False  # the first-run window was finished or skipped (it is shown once)
 
-    def copy(self) -> "AppSettings":
+    def copy(self) -> AppSettings:
         return AppSettings(**{**self.__dict__, "watched_folders": list(self.watched_folders)})
 
 

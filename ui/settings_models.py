@@ -12,8 +12,19 @@ import os
 from dataclasses import dataclass, replace
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QProgressBar,
-                               QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 EMBEDDED = "embedded"
 
@@ -40,7 +51,7 @@ class ModelRow:
     def usable(self) -> bool:
         return self.source == EMBEDDED or bool(self.path)
 
-    def with_use(self, in_use: bool) -> "ModelRow":
+    def with_use(self, in_use: bool) -> ModelRow:
         return replace(self, in_use=in_use)
 
 

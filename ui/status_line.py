@@ -114,7 +114,7 @@ class StatusLine(QStatusBar):
                            "message and reads new memories out of your chats, without delaying a reply.")
 
     def set_failures(self, failures: list[dict]) -> None:
-        """Failures of background work (engine.health Failure dicts, oldest first). The newest one
+        """Failures of background work (engine.scheduler.health Failure dicts, oldest first). The newest one
         not dismissed yet is shown; a click shows them all."""
         self._failures = list(failures)
         fresh = [f for f in self._failures if f["seq"] > self._seen]

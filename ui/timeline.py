@@ -188,7 +188,8 @@ class TimelineView(QWidget):
         if not isinstance(spans, list) or not spans[1] < spans[0]:
             raise AssertionError(f"zooming in did not narrow the timeline: spans {spans}")
         image = self.canvas.grab().toImage()
-        missing = [lane.memory_type for lane in data.lanes if not image_has_colour(image, lane_colour(lane.memory_type))]
+        missing = [lane.memory_type for lane in data.lanes
+                   if not image_has_colour(image, lane_colour(lane.memory_type))]
         if missing:
             raise AssertionError(f"the timeline painted no markers for lanes {missing} "
                                  f"({data.shown} memories loaded)")

@@ -14,16 +14,34 @@ from __future__ import annotations
 
 import html
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import (QColor, QFontMetricsF, QKeyEvent, QMouseEvent, QPainter, QPaintEvent, QPalette, QPen,
-                           QWheelEvent)
+from PySide6.QtGui import (
+    QColor,
+    QFontMetricsF,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPalette,
+    QPen,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import QApplication, QSizePolicy, QToolTip, QWidget
 
-from memdesk.ui.timeline_data import (MAX_T, MIN_T, TimelineData, format_date, lane_colour, lane_label, local_offset,
-                              ticks, to_utc_datetime)
+from memdesk.ui.timeline_data import (
+    MAX_T,
+    MIN_T,
+    TimelineData,
+    format_date,
+    lane_colour,
+    lane_label,
+    local_offset,
+    ticks,
+    to_utc_datetime,
+)
 from memdesk.ui.timeline_paint import HIST_BIN, PINNED_SCALE, paint_timeline
 
 MIN_SPAN = 3600.0  # an hour across the whole width
@@ -220,7 +238,7 @@ class TimelineCanvas(QWidget):
 
     def fit_all(self) -> None:
         """Show every loaded memory, and today too when that does not squash the picture."""
-        now = datetime.now(timezone.utc).timestamp()
+        now = datetime.now(UTC).timestamp()
         if self.data.shown:
             lo, hi = self.data.span()
             if lo <= now and now - hi < 0.3 * max(hi - lo, 86400.0):
@@ -340,7 +358,8 @@ class TimelineCanvas(QWidget):
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
         step = self.plot_rect().width() / 8
-        actions = {Qt.Key.Key_Left: lambda: self.pan_by_pixels(step), Qt.Key.Key_Right: lambda: self.pan_by_pixels(-step),
+        actions = {Qt.Key.Key_Left: lambda: self.pan_by_pixels(step),
+                   Qt.Key.Key_Right: lambda: self.pan_by_pixels(-step),
                    Qt.Key.Key_Plus: self.zoom_in, Qt.Key.Key_Equal: self.zoom_in, Qt.Key.Key_Minus: self.zoom_out,
                    Qt.Key.Key_Home: self.fit_all, Qt.Key.Key_Escape: self.clear_selection}
         if key in actions and not event.modifiers() & Qt.KeyboardModifier.ControlModifier:

@@ -8,7 +8,7 @@ than 20,000 objects. No Qt in this module.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -82,7 +82,7 @@ class TimelineData:
         return (float(self.times.min()), float(self.times.max())) if self.shown else (0.0, 0.0)
 
     @classmethod
-    def from_items(cls, items: list[MemoryItem], total: int) -> "TimelineData":
+    def from_items(cls, items: list[MemoryItem], total: int) -> TimelineData:
         def when(item: MemoryItem) -> datetime:
             return item.event_time or item.created_at
 
@@ -152,7 +152,7 @@ def to_local(t: float, offset: float) -> datetime:
 
 
 def to_utc_datetime(t: float) -> datetime:
-    return (_EPOCH + timedelta(seconds=min(max(t, MIN_T), MAX_T))).replace(tzinfo=timezone.utc)
+    return (_EPOCH + timedelta(seconds=min(max(t, MIN_T), MAX_T))).replace(tzinfo=UTC)
 
 
 def format_date(t: float, offset: float, with_time: bool = False) -> str:

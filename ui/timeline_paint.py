@@ -6,7 +6,7 @@ the canvas's current range and arrays; nothing here keeps state.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,7 +23,7 @@ HIST_BIN = 4  # pixels per histogram bar (3 drawn, 1 gap)
 PINNED_SCALE = 1.45  # pinned markers are this much larger
 
 
-def paint_timeline(canvas: "TimelineCanvas", p: QPainter) -> None:
+def paint_timeline(canvas: TimelineCanvas, p: QPainter) -> None:
     colours = canvas.colours()
     p.fillRect(canvas.rect(), colours["base"])
     if not canvas.data.lanes:
@@ -31,7 +31,7 @@ def paint_timeline(canvas: "TimelineCanvas", p: QPainter) -> None:
     plot = canvas.plot_rect()
     lane_h = canvas.lane_height()
     tick_list = canvas.tick_list()
-    for n, lane in enumerate(canvas.data.lanes):
+    for n, _lane in enumerate(canvas.data.lanes):
         band = QRectF(0, plot.top() + n * lane_h, canvas.width(), lane_h)
         if n % 2:
             p.fillRect(band, colours["alt"])
@@ -47,7 +47,7 @@ def paint_timeline(canvas: "TimelineCanvas", p: QPainter) -> None:
     _axis(canvas, p, plot, tick_list, colours)
 
 
-def _lane_legend(canvas: "TimelineCanvas", p: QPainter, n: int, band: QRectF, colours: dict) -> None:
+def _lane_legend(canvas: TimelineCanvas, p: QPainter, n: int, band: QRectF, colours: dict) -> None:
     """Colour swatch, lane name and how many of its memories are loaded: the legend."""
     lane = canvas.data.lanes[n]
     fm = QFontMetricsF(canvas.font())
@@ -69,7 +69,7 @@ def _lane_legend(canvas: "TimelineCanvas", p: QPainter, n: int, band: QRectF, co
         p.drawText(QPointF(text_left, y + fm.height()), f"{lane.size:,}")
 
 
-def _grid(canvas: "TimelineCanvas", p: QPainter, plot: QRectF, tick_list: list, colours: dict) -> None:
+def _grid(canvas: TimelineCanvas, p: QPainter, plot: QRectF, tick_list: list, colours: dict) -> None:
     p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
     minor = _mix_alpha(colours["mid"], 70)
     major = _mix_alpha(colours["mid"], 150)
@@ -85,7 +85,7 @@ def _mix_alpha(colour: QColor, alpha: int) -> QColor:
     return out
 
 
-def _selection(canvas: "TimelineCanvas", p: QPainter, plot: QRectF, colours: dict) -> None:
+def _selection(canvas: TimelineCanvas, p: QPainter, plot: QRectF, colours: dict) -> None:
     if canvas.selection is None:
         return
     a, b = sorted(canvas.x_for_t(t) for t in canvas.selection)
@@ -98,8 +98,8 @@ def _selection(canvas: "TimelineCanvas", p: QPainter, plot: QRectF, colours: dic
     p.drawLine(band.topRight(), band.bottomRight())
 
 
-def _today(canvas: "TimelineCanvas", p: QPainter, plot: QRectF, colours: dict) -> None:
-    x = canvas.x_for_t(datetime.now(timezone.utc).timestamp())
+def _today(canvas: TimelineCanvas, p: QPainter, plot: QRectF, colours: dict) -> None:
+    x = canvas.x_for_t(datetime.now(UTC).timestamp())
     if not plot.left() <= x <= plot.right():
         return
     p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
@@ -115,7 +115,7 @@ def _today(canvas: "TimelineCanvas", p: QPainter, plot: QRectF, colours: dict) -
     p.drawText(box, Qt.AlignmentFlag.AlignCenter, label)
 
 
-def _markers(canvas: "TimelineCanvas", p: QPainter, n: int, colours: dict) -> None:
+def _markers(canvas: TimelineCanvas, p: QPainter, n: int, colours: dict) -> None:
     data = canvas.data
     lo, hi, dense = canvas.visible_slice(n)
     if lo >= hi:
@@ -131,7 +131,7 @@ def _markers(canvas: "TimelineCanvas", p: QPainter, n: int, colours: dict) -> No
         _dots(canvas, p, n, order, colour, colours)
 
 
-def _histogram(canvas: "TimelineCanvas", p: QPainter, n: int, lo: int, hi: int, colour: QColor,
+def _histogram(canvas: TimelineCanvas, p: QPainter, n: int, lo: int, hi: int, colour: QColor,
                colours: dict) -> None:
     """One bar per few pixels: height and colour strength grow with the count (square root,
     so a lone memory next to a busy day still shows)."""
@@ -160,7 +160,7 @@ def _mix(a: QColor, b: QColor, f: float) -> QColor:
                   round(a.blue() + (b.blue() - a.blue()) * f))
 
 
-def _dots(canvas: "TimelineCanvas", p: QPainter, n: int, indices: np.ndarray, colour: QColor,
+def _dots(canvas: TimelineCanvas, p: QPainter, n: int, indices: np.ndarray, colour: QColor,
           colours: dict) -> None:
     """Filled: the memory has an event date. Hollow: placed at the date it was saved.
     Pinned: larger, with a dark ring. The hovered one gets a highlight ring."""
@@ -187,7 +187,7 @@ def _dots(canvas: "TimelineCanvas", p: QPainter, n: int, indices: np.ndarray, co
             p.drawEllipse(QPointF(x, y), radius + 3, radius + 3)
 
 
-def _axis(canvas: "TimelineCanvas", p: QPainter, plot: QRectF, tick_list: list, colours: dict) -> None:
+def _axis(canvas: TimelineCanvas, p: QPainter, plot: QRectF, tick_list: list, colours: dict) -> None:
     fm = QFontMetricsF(canvas.font())
     p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
     p.setPen(canvas.pen(colours["mid"]))

@@ -16,10 +16,23 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from PySide6.QtCore import QPoint, QRect, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QPalette, QResizeEvent, QTextDocument
-from PySide6.QtGui import QIcon, QKeySequence
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFrame, QHBoxLayout, QLabel, QLayout, QLayoutItem,
-                               QPlainTextEdit, QScrollArea, QSizePolicy, QStyle, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtGui import QColor, QIcon, QKeySequence, QPalette, QResizeEvent, QTextDocument
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLayout,
+    QLayoutItem,
+    QPlainTextEdit,
+    QScrollArea,
+    QSizePolicy,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from memdesk.ui.links import confirm_and_open
 

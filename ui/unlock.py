@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
-MIN_LENGTH = 8  # as engine.keys.check_new_passphrase asks of a new passphrase
+MIN_LENGTH = 8  # as engine.vault.keys.check_new_passphrase asks of a new passphrase
 
 
 def passphrase_problem(mode: str, text: str, repeat: str) -> str:

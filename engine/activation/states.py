@@ -24,8 +24,9 @@ import numpy as np
 from memdesk.engine.cube import from_ts, ts, utcnow
 from memdesk.engine.errors import ModelError
 from memdesk.engine.llm.base import StatefulModel
-from memdesk.engine.vault.maintenance import reclaim_free_pages
+from memdesk.engine.vault import kv_states as state_rows
 from memdesk.engine.vault.database import Database
+from memdesk.engine.vault.maintenance import reclaim_free_pages
 
 log = logging.getLogger(__name__)
 # A SmolLM2-135M state of a 1k-token prefix is ~25 MB; a larger model's is several times that.
@@ -65,31 +66,24 @@ class ActivationCache:
         digest = tokens_hash(prefix_tokens)
         now = ts(utcnow())
         with self.db.write() as conn:
-            conn.execute("DELETE FROM kv_states WHERE model_fp = ? AND n_ctx = ? AND prefix_hash = ?",
-                         (info.state_key, info.n_ctx, digest))
-            conn.execute(
-                "INSERT INTO kv_states(model_fp, backend, n_ctx, prefix_hash, n_tokens, label, state, state_hash, "
-                "bytes, created_at, last_used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (info.state_key, info.backend, info.n_ctx, digest, len(prefix_tokens), label, state,
-                 hashlib.sha256(state).hexdigest(), len(state), now, now))
-            state_id = conn.last_insert_rowid()
-            conn.executemany("INSERT OR IGNORE INTO kv_state_memories(memory_id, state_id) VALUES (?, ?)",
-                             [(m, state_id) for m in dict.fromkeys(memory_ids)])
+            state_rows.delete_prefix(conn, info.state_key, info.n_ctx, digest)
+            state_id = state_rows.insert_state(
+                conn, model_fp=info.state_key, backend=info.backend, n_ctx=info.n_ctx, prefix_hash=digest,
+                n_tokens=len(prefix_tokens), label=label, state=state, state_hash=hashlib.sha256(state).hexdigest(),
+                now=now)
+            state_rows.link_memories(conn, state_id, memory_ids)
             self._evict(conn)
         return StateRecord(state_id, info.state_key, info.n_ctx, len(prefix_tokens), digest, len(state), label)
 
     def has(self, model: StatefulModel, prefix_tokens: Sequence[int]) -> bool:
         with self.db.read() as conn:
-            return conn.execute("SELECT 1 FROM kv_states WHERE model_fp = ? AND n_ctx = ? AND prefix_hash = ?",
-                                (model.info.state_key, model.info.n_ctx, tokens_hash(prefix_tokens))).fetchone() is not None
+            return state_rows.has_prefix(conn, model.info.state_key, model.info.n_ctx, tokens_hash(prefix_tokens))
 
     def find(self, model: StatefulModel, prompt_tokens: Sequence[int]) -> StateRecord | None:
         """The longest stored prefix of `prompt_tokens` for this model and context size."""
         info = model.info
         with self.db.read() as conn:
-            rows = conn.execute(
-                "SELECT id, n_tokens, prefix_hash, bytes, label FROM kv_states WHERE model_fp = ? AND n_ctx = ? "
-                "AND n_tokens < ? ORDER BY n_tokens DESC", (info.state_key, info.n_ctx, len(prompt_tokens))).fetchall()
+            rows = state_rows.shorter_prefixes(conn, info.state_key, info.n_ctx, len(prompt_tokens))
         for state_id, n_tokens, digest, size, label in rows:
             if tokens_hash(prompt_tokens[:n_tokens]) == digest:
                 return StateRecord(state_id, info.state_key, info.n_ctx, n_tokens, digest, size, label)
@@ -98,8 +92,7 @@ class ActivationCache:
     def restore(self, model: StatefulModel, record: StateRecord, prompt_tokens: Sequence[int]) -> bool:
         """Load the state into `model`; False (and the state deleted) when it cannot be trusted."""
         with self.db.read() as conn:
-            row = conn.execute("SELECT state, state_hash, model_fp FROM kv_states WHERE id = ?",
-                               (record.id,)).fetchone()
+            row = state_rows.state_blob(conn, record.id)
         if row is None:
             self.misses += 1
             return False
@@ -113,7 +106,7 @@ class ActivationCache:
             log.warning("activation state %s rejected by the backend (%s); recomputing", record.id, exc)
             return self._reject(record.id)
         with self.db.write() as conn:
-            conn.execute("UPDATE kv_states SET last_used_at = ? WHERE id = ?", (ts(utcnow()), record.id))
+            state_rows.touch(conn, record.id, ts(utcnow()))
         self.hits += 1
         return True
 
@@ -121,30 +114,27 @@ class ActivationCache:
         self.rejected += 1
         self.misses += 1
         with self.db.write() as conn:
-            conn.execute("DELETE FROM kv_states WHERE id = ?", (state_id,))
+            state_rows.delete_state(conn, state_id)
         return False
 
     def invalidate_memories(self, memory_ids: Sequence[str]) -> int:
         """Drop every state whose prefix rendered one of these memories (they changed)."""
         if not memory_ids:
             return 0
-        marks = ",".join("?" * len(memory_ids))
         with self.db.write() as conn:
-            conn.execute(f"DELETE FROM kv_states WHERE id IN (SELECT state_id FROM kv_state_memories "
-                         f"WHERE memory_id IN ({marks}))", list(memory_ids))
-            dropped = conn.changes()
+            dropped = state_rows.delete_for_memories(conn, memory_ids)
             if dropped:
                 reclaim_free_pages(conn)
             return dropped
 
     def _evict(self, conn) -> int:
         """Drop least recently used states until both bounds hold; their pages are reclaimed."""
-        count, total = conn.execute("SELECT count(*), COALESCE(SUM(bytes), 0) FROM kv_states").fetchone()
+        count, total = state_rows.totals(conn)
         evicted = 0
-        for state_id, size in conn.execute("SELECT id, bytes FROM kv_states ORDER BY last_used_at, id").fetchall():
+        for state_id, size in state_rows.lru_order(conn):
             if total <= self.cap_bytes and count <= self.max_states:
                 break
-            conn.execute("DELETE FROM kv_states WHERE id = ?", (state_id,))
+            state_rows.delete_state(conn, state_id)
             total -= size
             count -= 1
             evicted += 1
@@ -159,11 +149,11 @@ class ActivationCache:
 
     def stats(self) -> dict:
         with self.db.read() as conn:
-            rows = conn.execute("SELECT model_fp, backend, count(*), SUM(bytes), SUM(n_tokens), MAX(last_used_at) "
-                                "FROM kv_states GROUP BY model_fp, backend").fetchall()
+            rows = state_rows.per_model(conn)
         models = [{"model": fp, "backend": backend, "states": n, "bytes": size, "tokens": tokens,
                    "last_used": from_ts(last).isoformat() if last else None}
                   for fp, backend, n, size, tokens, last in rows]
         return {"states": sum(m["states"] for m in models), "bytes": sum(m["bytes"] for m in models),
-                "cap_bytes": self.cap_bytes, "max_states": self.max_states, "hits": self.hits, "misses": self.misses, "rejected": self.rejected,
+                "cap_bytes": self.cap_bytes, "max_states": self.max_states, "hits": self.hits, "misses": self.misses,
+                "rejected": self.rejected,
                 "models": models}

@@ -36,7 +36,7 @@ class ContextProfile:
     name: str
     max_notes: int  # memories given at most
     max_preferences: int
-    relevant_only: bool  # give only memories that pass engine.recall's relevance test
+    relevant_only: bool  # give only memories that pass engine.search.recall's relevance test
     notes_in_user_turn: bool
     second_person: bool
     cacheable_prefix: bool  # pinned memories and standing preferences in a stable first system turn

@@ -5,8 +5,8 @@
     for piece in reply: print(piece, end="")
     reply.result.memories                                  # what the model was given
 
-What the model is given comes from engine.recall (current, relevant, one per fact); how
-it is laid out from the model's context profile (engine.context). Budget rule: the
+What the model is given comes from engine.search.recall (current, relevant, one per fact); how
+it is laid out from the model's context profile (engine.chat.context). Budget rule: the
 prompt, counted exactly in the model's own tokenizer and chat template, never exceeds
 the context window minus the reply's tokens. Pinned memories go in first; then
 preferences, retrieved memories (best first) and the conversation so far, newest turns
@@ -24,20 +24,20 @@ from datetime import datetime
 from memdesk.engine.activation.states import ActivationCache
 from memdesk.engine.api import Memory
 from memdesk.engine.chat.context import Note, choose_profile, compact_system, compact_user_turn, memory_block
+from memdesk.engine.chat.notes import note_text, told_about_self
 from memdesk.engine.cube import ChatMessage, Filters, MemoryItem, MemoryType, to_utc, utcnow
 from memdesk.engine.errors import ModelError
-from memdesk.engine.scheduler.queue import JobQueue
 from memdesk.engine.llm.base import ChatModel, ChatTurn, GenerationConfig, GenerationStats, StatefulModel, turn_markers
-from memdesk.engine.chat.notes import note_text, told_about_self
 from memdesk.engine.reader.memreader import EXTRACT_JOB, extraction_payload
-from memdesk.engine.search.recall import Recall, Recalled, recall
 from memdesk.engine.resources import text as resource_text
-from memdesk.engine.vault.sessions import Message
-from memdesk.engine.text import check_text
+from memdesk.engine.scheduler.queue import JobQueue
+from memdesk.engine.search.recall import Recall, Recalled, recall
 from memdesk.engine.search.timeparse import to_local
+from memdesk.engine.text import check_text
+from memdesk.engine.vault.sessions import Message
 
 ASSISTANT = "MemDesk"
-# The grounding guard's opening (engine.context): the model only finishes this sentence.
+# The grounding guard's opening (engine.chat.context): the model only finishes this sentence.
 UNKNOWN_PREFIX = "I don't know: you haven't told me"
 ANSWER_MARGIN = 0.1  # a second note is quoted when it is this close to the best one
 
@@ -202,7 +202,7 @@ class Chat:
         return ChatResponse(pieces, result, lambda reply: self._store(result, text, reply, now))
 
     def recall(self, text: str, session_id: str | None, now: datetime) -> Recall:
-        """What this turn may be given (engine.recall); benchmarks override it to give gold evidence."""
+        """What this turn may be given (engine.search.recall); benchmarks override it to give gold evidence."""
         return recall(self.mem, text, session_id=session_id, now=now, profile=self.profile,
                       k=self.config.memory_k, preference_k=self.config.preference_k, scope=self.config.scope)
 
@@ -274,7 +274,7 @@ class Chat:
             plan.preferences = [r.item for r in answers if r.item.memory_type == MemoryType.PREFERENCE.value]
         return plan
 
-    def _pieces(self, found: Recall, history: list[Message], session_id: str) -> list["_Piece"]:
+    def _pieces(self, found: Recall, history: list[Message], session_id: str) -> list[_Piece]:
         """Everything a turn could hold, most important first; `rank` orders what goes first when trimming."""
         user, second = self.config.user_name, self.profile.second_person
         pieces: list[_Piece] = []
@@ -302,10 +302,13 @@ class Chat:
             piece.rank = rank
         return pieces
 
-    def _layout(self, text: str, now: datetime, found: Recall, chosen: list["_Piece"], prefix_only: bool):
+    def _layout(self, text: str, now: datetime, found: Recall, chosen: list[_Piece], prefix_only: bool):
         user = self.config.user_name
-        notes = lambda kinds: [Note(p.item.id, p.text, p.when) for p in chosen if p.kind in kinds]  # noqa: E731
-        history = sorted((p.message for p in chosen if p.kind == "history"), key=lambda m: m.seq)
+        # Note pieces always carry an item, history pieces a message (see `_pieces`).
+        notes = lambda kinds: [Note(p.item.id, p.text, p.when)  # noqa: E731
+                               for p in chosen if p.kind in kinds and p.item is not None]
+        history = sorted((p.message for p in chosen if p.kind == "history" and p.message is not None),
+                         key=lambda m: m.seq)
         conversation = [ChatTurn(m.role, m.content) for m in history]
         given = [p.item for p in chosen if p.kind in ("pinned", "memory")]
         prefs = [p.item for p in chosen if p.kind in ("standing", "preference")]
@@ -322,13 +325,13 @@ class Chat:
             user=user, today=_today(now), memories=memory_block(user, notes(("standing",)), notes(("pinned",)))).strip()
         turns = [ChatTurn("system", system)]
         if prefix_only:
-            return turns, (given, prefs, 0, [p.item.id for p in prefix])
+            return turns, (given, prefs, 0, [p.item.id for p in prefix if p.item is not None])
         turns += conversation
         block = memory_block(user, notes(("preference",)), notes(("memory",)))
         if block:
             turns.append(ChatTurn("system", block))
         turns.append(ChatTurn("user", text))
-        return turns, (given, prefs, len(history), [p.item.id for p in prefix])
+        return turns, (given, prefs, len(history), [p.item.id for p in prefix if p.item is not None])
 
     def _activate(self, prefix_turn: ChatTurn, prompt: str, memory_ids: list[str]) -> str:
         """Restore the KV state of the memory prefix, or compute and keep it. Returns what happened."""
@@ -336,10 +339,13 @@ class Chat:
         tokens = self.model.tokenize(prompt)
         if tokens[: len(prefix)] != prefix:
             return "unaligned"
-        record = self.activation.find(self.model, tokens)
-        if record is not None and record.n_tokens == len(prefix) and self.activation.restore(self.model, record, tokens):
+        activation = self.activation
+        assert activation is not None  # only called when an activation cache is configured
+        record = activation.find(self.model, tokens)
+        if (record is not None and record.n_tokens == len(prefix)
+                and activation.restore(self.model, record, tokens)):
             return "hit"
-        self.activation.put(self.model, prefix, memory_ids=memory_ids, label="chat prefix")
+        activation.put(self.model, prefix, memory_ids=memory_ids, label="chat prefix")
         return "stored"
 
     # ---------------------------------------------------------------- store
@@ -347,22 +353,25 @@ class Chat:
         stats = {"prompt_tokens": result.stats.prompt_tokens, "completion_tokens": result.stats.completion_tokens,
                  "ttft_ms": round(result.stats.prefill_ms, 1), "total_ms": round(result.stats.total_ms, 1)}
         given = result.memory_ids + result.preference_ids
-        result.reply_message = self.sessions.append(result.session_id, "assistant", reply.strip() or "…",
-                                                    memory_ids=given, model=self.model.info.fingerprint,
-                                                    stats=stats)
         user = self.config.user_name
-        turns = [ChatMessage(user, text, now, result.user_message.id, result.session_id, role="user")]
-        if not result.answered_from_memory:
-            # A reply made of what memory already holds (a quote, an acknowledgment) stays in the
-            # transcript only: as a memory it would be a second copy of the facts, left behind
-            # when they are corrected.
-            turns.append(ChatMessage("Assistant", result.reply_message.content, utcnow(), result.reply_message.id,
-                                     result.session_id, role="assistant"))
-        added = self.mem.add_messages(turns)
-        self.mem.mark_used(list(given))
-        if self.config.extract and self.jobs is not None:
-            self.jobs.enqueue(EXTRACT_JOB, extraction_payload([added[0].id], "default", result.session_id),
-                              dedup_key=result.user_message.id)
+        # The reply, both turns as memories, the usage counts and the extraction job: one
+        # transaction, so a reply is never kept without its memories or the other way round.
+        with self.mem.transaction():
+            result.reply_message = self.sessions.append(result.session_id, "assistant", reply.strip() or "…",
+                                                        memory_ids=given, model=self.model.info.fingerprint,
+                                                        stats=stats)
+            turns = [ChatMessage(user, text, now, result.user_message.id, result.session_id, role="user")]
+            if not result.answered_from_memory:
+                # A reply made of what memory already holds (a quote, an acknowledgment) stays in the
+                # transcript only: as a memory it would be a second copy of the facts, left behind
+                # when they are corrected.
+                turns.append(ChatMessage("Assistant", result.reply_message.content, utcnow(),
+                                         result.reply_message.id, result.session_id, role="assistant"))
+            added = self.mem.add_messages(turns)
+            self.mem.mark_used(list(given))
+            if self.config.extract and self.jobs is not None:
+                self.jobs.enqueue(EXTRACT_JOB, extraction_payload([added[0].id], "default", result.session_id),
+                                  dedup_key=result.user_message.id)
         for hook in self.on_reply:
             hook(result)
 

@@ -36,7 +36,7 @@ class Chunk:
 
     @property
     def hash(self) -> str:
-        return hashlib.sha256(f"{self.heading}\x1f{self.text}".encode("utf-8")).hexdigest()
+        return hashlib.sha256(f"{self.heading}\x1f{self.text}".encode()).hexdigest()
 
 
 def decode(data: bytes) -> str:
@@ -112,8 +112,8 @@ def _paragraphs(lines: list[str], start: int, end: int, *, fences: bool) -> list
             if line.strip().startswith(fence):
                 fence = None
             continue
-        if fences and _FENCE.match(line):
-            fence = _FENCE.match(line).group(1)[0] * 3
+        if fences and (fence_match := _FENCE.match(line)):
+            fence = fence_match.group(1)[0] * 3
             if first is None:
                 first = index
             continue

@@ -2,11 +2,11 @@
 
     ingestor = Ingestor(mem)
     report = ingestor.scan("~/Notes")        # first run reads everything; later runs only what changed
-    watcher = FolderWatcher(ingestor, ["~/Notes"], on_report=print)   # engine.ingest_watch
+    watcher = FolderWatcher(ingestor, ["~/Notes"], on_report=print)   # engine.ingestion.watch
     watcher.start()
 
 A file's state (size, mtime, content hash, chunk hashes -> memory ids, skip reason) is kept
-in the vault (engine.ingest_state) and written in the same transaction as the file's
+in the vault (engine.vault.ingest_state) and written in the same transaction as the file's
 memories, so an interrupted run is completed by the next scan and nothing is stored twice.
 A changed file is re-chunked and only its changed chunks are touched: unchanged chunks keep
 their memory ids, removed ones are archived, new ones are added. A moved file keeps its
@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING
 
 import apsw
 
-from memdesk.engine.vault import ingest_state as state
 from memdesk.engine.cube import LIVE_STATUSES, MemoryItem, MemoryType, Source, SourceRef, Status, from_ts
 from memdesk.engine.errors import InvalidInputError
 from memdesk.engine.ingestion.chunks import MAX_CHUNK_CHARS, SUFFIXES, Chunk, NotText, chunk_file, decode
-from memdesk.engine.vault.ingest_state import ChunkState, FileState
-from memdesk.engine.vault import items as vault
-from memdesk.engine.text import MAX_KEY_CHARS, check_text, content_hash
 from memdesk.engine.search.timeparse import resolve_event_time
+from memdesk.engine.text import MAX_KEY_CHARS, check_text, content_hash
+from memdesk.engine.vault import ingest_state as state
+from memdesk.engine.vault import items as vault
+from memdesk.engine.vault.ingest_state import ChunkState, FileState
 
 if TYPE_CHECKING:
     from memdesk.engine.api import Memory
@@ -113,7 +113,7 @@ class IngestReport:
         self.chunks_kept += result.kept
         self.added_ids.extend(result.added_ids)
 
-    def merge(self, other: "IngestReport") -> None:
+    def merge(self, other: IngestReport) -> None:
         for name in ("added", "updated", "renamed", "archived", "skipped", "added_ids"):
             getattr(self, name).extend(getattr(other, name))
         for name in ("unchanged", "chunks_added", "chunks_archived", "chunks_kept", "files"):
@@ -131,7 +131,7 @@ class IngestReport:
 class Ingestor:
     """Reads note files into the vault. Thread-safe: each file is one write transaction."""
 
-    def __init__(self, mem: "Memory", *, max_bytes: int = DEFAULT_MAX_BYTES, max_chars: int = MAX_CHUNK_CHARS,
+    def __init__(self, mem: Memory, *, max_bytes: int = DEFAULT_MAX_BYTES, max_chars: int = MAX_CHUNK_CHARS,
                  suffixes: Iterable[str] = SUFFIXES, scope: str = "default"):
         self.mem = mem
         self.max_bytes = max_bytes
@@ -428,6 +428,7 @@ class Ingestor:
                     chunks = state.chunks_of(conn, path)
                     archived = self._archive(conn, path, [c.memory_id for c in chunks], f"file skipped: {reason}")
                     state.save_chunks(conn, path, [])
+                assert st is not None  # only a read error (`retry`) comes without a stat
                 entry = FileState(path, st.st_size, st.st_mtime_ns, time.time_ns(), digest, state.SKIPPED, reason, 0)
             state.save_file(conn, entry)
         self._announce([], archived)

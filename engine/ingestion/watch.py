@@ -30,10 +30,11 @@ from dataclasses import dataclass
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
 
 from memdesk.engine.errors import InvalidInputError, MemDeskError
-from memdesk.engine.scheduler.health import Health
 from memdesk.engine.ingestion.folders import Ingestor, IngestReport, Progress, absolute_path, is_inside, skipped_dir
+from memdesk.engine.scheduler.health import Health
 from memdesk.engine.vault.database import VaultClosed
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class FolderWatcher:
         self._states = {f: FolderState(f, "starting") for f in self.folders}
         self._state_lock = threading.Lock()  # a leaf: held for a dict update, never while calling out
         self._state_sent: dict[str, float] = {}
-        self._watches: dict[str, object] = {}  # folder -> watchdog's ObservedWatch
+        self._watches: dict[str, ObservedWatch] = {}  # folder -> its watch
         self._handler = _Handler(self)
         self._last_check = time.monotonic()
         self._check_now = False
@@ -104,7 +105,7 @@ class FolderWatcher:
         self._busy = False
         self._last_scan = time.monotonic()
         self._thread: threading.Thread | None = None
-        self._observer: Observer | None = None
+        self._observer: BaseObserver | None = None
 
     # ------------------------------------------------------------------- control
     def start(self) -> None:
@@ -174,7 +175,8 @@ class FolderWatcher:
             if self._states.get(folder) == new:
                 return
             self._states[folder] = new
-            if state == "scanning" and total and done < total and now - self._state_sent.get(folder, 0.0) < STATE_EVERY_S:
+            if (state == "scanning" and total and done < total
+                    and now - self._state_sent.get(folder, 0.0) < STATE_EVERY_S):
                 return  # a big scan reports its progress a few times a second, not per file
             self._state_sent[folder] = now
             snapshot = [self._states[f] for f in self.folders]
@@ -266,7 +268,7 @@ class FolderWatcher:
                     self._scan_all()
                 elif work == "check":
                     self._check_folders()
-                elif work:
+                elif isinstance(work, list) and work:
                     self._handle(work)
             except Exception as exc:  # noqa: BLE001 - the loop boundary: recorded, reported, and the next change is read
                 if self._stopping or isinstance(exc, VaultClosed):
@@ -337,8 +339,11 @@ class FolderWatcher:
                 self._unwatch(folder)
                 self._set_state(folder, "missing")
             elif exists and current == "missing":
+                observer = self._observer
+                if observer is None:  # stop() let go of the observer while this check ran
+                    return
                 try:
-                    self._watches[folder] = self._observer.schedule(self._handler, folder, recursive=True)
+                    self._watches[folder] = observer.schedule(self._handler, folder, recursive=True)
                 except OSError as exc:
                     self._set_state(folder, "error", error=_watch_error([folder], exc))
                     continue

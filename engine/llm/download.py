@@ -269,7 +269,7 @@ def discard_partial(dest: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------ internals
-def _transfer(remote: RemoteFile, out, have: int, digest: "_Digest", meter: ProgressMeter, file_base: int,
+def _transfer(remote: RemoteFile, out, have: int, digest: _Digest, meter: ProgressMeter, file_base: int,
               cancel: CancelToken, options: DownloadOptions, label: str) -> int:
     """One request for the bytes from `have` on; returns how many bytes the .part holds after it."""
     headers = {"Range": f"bytes={have}-"} if have else {}
@@ -353,7 +353,7 @@ def _sync(out, label: str) -> None:
                             "folder's disk, then try again.") from exc
 
 
-def _restart(out, digest: "_Digest", meter: ProgressMeter, file_base: int) -> int:
+def _restart(out, digest: _Digest, meter: ProgressMeter, file_base: int) -> int:
     """Drop what the .part holds (it is not this file's start) and count this file from zero."""
     out.truncate(0)
     digest.reset()
@@ -378,7 +378,7 @@ def _expected_digest(remote: RemoteFile, catalog_sha256: str | None, label: str)
                              f"than the one MemDesk's catalog names ({catalog_sha256[:16]}…). Nothing was "
                              "downloaded: update MemDesk, or choose another model.")
     if catalog_sha256 or remote.sha256:
-        return "sha256", (catalog_sha256 or remote.sha256)  # type: ignore[return-value]
+        return "sha256", (catalog_sha256 or remote.sha256)
     if remote.git_sha1:
         return "git-sha1", remote.git_sha1
     raise IntegrityError(f"The server published no checksum for {label}, so it cannot be verified and MemDesk will "
@@ -476,7 +476,7 @@ class _DownloadLock:
         self.path, self.label = path, label
         self._fd: int | None = None
 
-    def __enter__(self) -> "_DownloadLock":
+    def __enter__(self) -> _DownloadLock:
         for _ in range(5):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             if not try_lock(fd):

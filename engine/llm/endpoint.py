@@ -9,11 +9,11 @@ How it differs from a model MemDesk runs itself, and why:
 - Turns travel as messages (/v1/chat/completions) and the server applies the model's chat
   template, which only it knows. So `render_chat()` returns the turns serialised as JSON
   (an "envelope", `{"memdesk.messages": [...]}`) and `stream()` parses it back. Text after
-  the envelope is the opening of the reply (engine.chat's grounding guard): it is sent as a
+  the envelope is the opening of the reply (engine.chat.turn's grounding guard): it is sent as a
   final assistant message, which llama-server and Ollama continue. A prompt that is not an
   envelope is sent as-is to /v1/completions.
 - `tokenize()` is an estimate: the server's tokenizer is not ours to call per piece of a
-  budget (engine.chat counts dozens of pieces a turn), and the envelope is not the text the
+  budget (engine.chat.turn counts dozens of pieces a turn), and the envelope is not the text the
   server will tokenize anyway. The estimate errs high (see `estimate_tokens`), so a prompt
   laid out within the budget fits the server's context.
 - No KV state (there is no save_state/load_state, so engine.llm.base.StatefulModel does
@@ -245,7 +245,9 @@ class _Client:
         out = []
         for entry in entries:
             if isinstance(entry, dict) and isinstance(entry.get("id"), str) and entry["id"]:
-                meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+                meta = entry.get("meta")
+                if not isinstance(meta, dict):
+                    meta = {}
                 out.append(ServedModel(entry["id"], _int(meta.get("n_params")), _int(meta.get("n_ctx_train"))))
         return out
 
@@ -330,6 +332,7 @@ class EndpointModel:
                 if text:
                     if stats.completion_tokens == 0:
                         stats.prefill_ms = (time.perf_counter() - started) * 1000
+                        assert stream.sock is not None  # attached by connect() before it returned
                         stream.sock.settimeout(self.timeouts.between_pieces_s)
                     stats.completion_tokens += 1
                     yield text
@@ -382,7 +385,7 @@ class EndpointModel:
             messages.append({"role": "assistant", "content": opening})
         return "/v1/chat/completions", {**payload, "messages": messages}
 
-    def _events(self, response: http.client.HTTPResponse, stream: "_Stream") -> Iterator[dict]:
+    def _events(self, response: http.client.HTTPResponse, stream: _Stream) -> Iterator[dict]:
         """The JSON payloads of a server-sent event stream (or the one body of a server that does not stream)."""
         try:
             if "text/event-stream" not in (response.getheader("Content-Type") or ""):

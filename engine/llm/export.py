@@ -156,7 +156,8 @@ def export_gguf_to_hf(gguf_path: Path, out_dir: Path, *, overwrite: bool = False
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise ModelError(f"Cannot write the exported model to {out_dir}: {exc}. Check free space and permissions.") from exc
+            raise ModelError(f"Cannot write the exported model to {out_dir}: {exc}. "
+                             "Check free space and permissions.") from exc
         raise
     return out_dir
 
@@ -214,6 +215,8 @@ def llama_cpp_greedy(gguf_path: Path, tokens: Sequence[int] | None = None, promp
     llm = Llama(model_path=str(gguf_path), n_ctx=512, logits_all=True, verbose=False, seed=0)
     try:
         if tokens is None:
+            if prompt is None:
+                raise TypeError("llama_cpp_greedy needs tokens or a prompt")
             tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         tokens = list(tokens)
         llm.reset()

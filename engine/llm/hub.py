@@ -101,7 +101,7 @@ class Response:
         self._resp.close()
         self._conn.close()
 
-    def __enter__(self) -> "Response":
+    def __enter__(self) -> Response:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -21,14 +21,22 @@ import re
 import shutil
 import sys
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from memdesk.engine.errors import InvalidInputError, MemDeskError, ModelError, NotFoundError
 from memdesk.engine.llm import hub
 from memdesk.engine.llm.catalog import GGUF, MLX, Catalog, CatalogEntry, load_catalog
-from memdesk.engine.llm.download import (CancelToken, DownloadOptions, ProgressCallback, ProgressMeter, check_free_space,
-                                 discard_partial, download_file, part_paths)
+from memdesk.engine.llm.download import (
+    CancelToken,
+    DownloadOptions,
+    ProgressCallback,
+    ProgressMeter,
+    check_free_space,
+    discard_partial,
+    download_file,
+    part_paths,
+)
 from memdesk.engine.vault.private_files import make_private_dir, write_private
 
 LIBRARY_FILE = "library.json"
@@ -216,7 +224,7 @@ class ModelLibrary:
                         hashes: dict[str, str], size: int) -> None:
         manifest = {"format": 1, "name": entry.name, "fmt": fmt, "repo": repo, "commit": commit, "size_bytes": size,
                     "verified": hashes, "catalog_version": self.catalog.version,
-                    "completed_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                    "completed_at": datetime.now(UTC).isoformat(timespec="seconds")}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
     def _catalog_model(self, entry: CatalogEntry, fmt: str) -> InstalledModel:
@@ -283,7 +291,8 @@ class ModelLibrary:
 
     def _unique_name(self, wanted: str, added: list[dict]) -> str:
         if not re.match(r"^[a-z0-9][a-z0-9._-]{0,63}$", wanted):
-            raise InvalidInputError(f"{wanted!r} cannot be a model name: use lower-case letters, digits, '.', '-', '_'.")
+            raise InvalidInputError(f"{wanted!r} cannot be a model name: "
+                                    "use lower-case letters, digits, '.', '-', '_'.")
         taken = set(self.catalog.names) | {item["name"] for item in added}
         name, n = wanted, 2
         while name in taken:

@@ -7,8 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from memdesk.engine.errors import ModelError, Preempted
-from memdesk.engine.llm.base import (ChatTurn, GenerationConfig, GenerationStats, ModelInfo, check_gguf,
-                             fingerprint_file)
+from memdesk.engine.llm.base import ChatTurn, GenerationConfig, GenerationStats, ModelInfo, check_gguf, fingerprint_file
 
 # The KV cache's format (ModelInfo.kv_cache): "k-q8_0" (the default: 8-bit keys, 16-bit values),
 # "f16" (llama.cpp's own, for a build where 8-bit keys misbehave), or "q8_0" (8-bit keys and

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ class MlxModel:
                 "(on Linux: `pip install \"mlx[cpu]\" mlx-lm`), or choose a GGUF model."
             ) from exc
         try:
-            model, tokenizer = mlx_lm.load(str(path), adapter_path=str(adapter_path) if adapter_path else None)
+            model, tokenizer, *_ = mlx_lm.load(str(path), adapter_path=str(adapter_path) if adapter_path else None)
         except Exception as exc:  # mlx_lm raises ValueError/FileNotFoundError/KeyError for bad folders
             raise ModelError(
                 f"Cannot load the MLX model in {path}: {type(exc).__name__}: {exc}. "
@@ -86,9 +87,10 @@ class MlxModel:
 
         self._mx = mx
         self._mlx_lm = mlx_lm
-        self._model = model
-        self._tokenizer = tokenizer
-        self._restored = None  # (prefix tokens, prompt cache) from load_state, used by the next stream
+        self._model: Any = model  # None once closed
+        self._tokenizer: Any = tokenizer
+        # (prefix tokens, prompt cache) from load_state, used by the next stream
+        self._restored: tuple[list[int], list] | None = None
         self.config = config
         ctx = int(config.get("max_position_embeddings") or MAX_CTX)
         ctx = min(ctx, MAX_CTX)
@@ -267,7 +269,7 @@ class MlxModel:
                 raise Preempted("prefill stopped to make way for a chat turn")
             model(mx.array([tokens[start:start + 128]]), cache=cache)
             mx.eval([c.state for c in cache])
-        arrays = {}
+        arrays: dict[str, Any] = {}  # Any: numpy's stubs read **arrays as savez's allow_pickle: bool
         for i, layer in enumerate(cache):
             n = layer.offset  # the buffers are allocated in steps; keep only what was filled
             arrays[f"k{i}"] = np.array(layer.keys[..., :n, :].astype(mx.float32)).astype(np.float16)

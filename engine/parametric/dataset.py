@@ -32,14 +32,17 @@ from datetime import datetime
 
 from memdesk.engine.api import Memory
 from memdesk.engine.chat.turn import ChatConfig
-from memdesk.engine.chat.turn import system_text as chat_system  # the very text a chat turn starts with, so the two never drift
+from memdesk.engine.chat.turn import (
+    system_text as chat_system,  # the very text a chat turn starts with, so the two never drift
+)
 from memdesk.engine.cube import Filters, MemoryItem, MemoryType, Status, from_ts, to_utc, ts, utcnow
 from memdesk.engine.errors import CorruptStoreError, InvalidInputError, NotFoundError, Preempted
-from memdesk.engine.vault.feedback import RatedTurn
 from memdesk.engine.llm.base import ChatModel, ChatTurn, GenerationConfig, GenerationStats
 from memdesk.engine.parametric.types import Dataset, DpoExample, Progress, SftExample, ShouldStop
 from memdesk.engine.resources import text as resource_text
 from memdesk.engine.text import normalise
+from memdesk.engine.vault import datasets as dataset_rows
+from memdesk.engine.vault.feedback import RatedTurn
 
 PROMPTS_RESOURCE = "parametric/prompts.txt"
 PROMPTS_PER_PREFERENCE = 3
@@ -304,17 +307,15 @@ def save_dataset(mem: Memory, dataset: Dataset) -> str:
     data = dataset.to_json()
     snapshot = dataset.snapshot
     with mem.db.write() as conn:
-        conn.execute("INSERT INTO adapter_datasets(snapshot, created_at, sft, dpo, data) VALUES (?, ?, ?, ?, ?) "
-                     "ON CONFLICT(snapshot) DO UPDATE SET created_at = excluded.created_at",
-                     (snapshot, ts(utcnow()), len(dataset.sft), len(dataset.dpo), data))
+        dataset_rows.save(conn, snapshot, created_at=ts(utcnow()), sft=len(dataset.sft), dpo=len(dataset.dpo),
+                          data=data)
     return snapshot
 
 
 def list_datasets(mem: Memory) -> list[StoredDataset]:
     """The stored datasets, newest first."""
     with mem.db.read() as conn:
-        rows = conn.execute("SELECT snapshot, created_at, sft, dpo FROM adapter_datasets "
-                            "ORDER BY created_at DESC, snapshot").fetchall()
+        rows = dataset_rows.listing(conn)
     return [StoredDataset(r[0], from_ts(r[1]), r[2], r[3]) for r in rows]
 
 
@@ -325,8 +326,7 @@ def load_dataset(mem: Memory, snapshot: str) -> Dataset:
                                 "digits), as `memdesk adapter dataset` shows it.")
     snapshot = snapshot.strip()
     with mem.db.read() as conn:
-        rows = conn.execute("SELECT snapshot, data FROM adapter_datasets WHERE snapshot >= ? AND snapshot < ? "
-                            "LIMIT 2", (snapshot, snapshot + "g")).fetchall()
+        rows = dataset_rows.by_prefix(conn, snapshot, limit=2)
     if not rows:
         raise NotFoundError(f"No stored dataset {snapshot!r}; `memdesk adapter dataset --rebuild` builds one.")
     if len(rows) > 1:

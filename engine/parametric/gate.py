@@ -50,7 +50,8 @@ class GateResult:
         return self.ppl_after / self.ppl_before - 1.0
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "adherence_gain": round(self.adherence_gain, 4), "ppl_change": round(self.ppl_change, 4)}
+        return {**asdict(self), "adherence_gain": round(self.adherence_gain, 4),
+                "ppl_change": round(self.ppl_change, 4)}
 
 
 def general_text() -> str:

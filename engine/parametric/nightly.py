@@ -21,7 +21,6 @@ from pathlib import Path
 
 from memdesk.engine.api import Memory
 from memdesk.engine.errors import InvalidInputError, MemDeskError
-from memdesk.engine.vault.scratch import private_scratch
 from memdesk.engine.llm.base import ChatModel
 from memdesk.engine.llm.registry import default_model_path
 from memdesk.engine.parametric import dataset as datasets
@@ -29,6 +28,7 @@ from memdesk.engine.parametric.gate import GateConfig, evaluate
 from memdesk.engine.parametric.loading import base_fingerprint
 from memdesk.engine.parametric.registry import Adapter
 from memdesk.engine.parametric.types import Dataset, Progress, ShouldStop, TrainConfig
+from memdesk.engine.vault.scratch import private_scratch
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class AdapterJob:
 
                 model_dir = self.hf_folder(fingerprint)
             else:
-                from memdesk.engine.parametric import train_mlx as backend  # type: ignore[no-redef]
+                from memdesk.engine.parametric import train_mlx as backend
 
                 model_dir = self.model_path
             try:

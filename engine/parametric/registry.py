@@ -14,16 +14,17 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Iterator
 
 from memdesk.engine.cube import from_ts, new_id, ts, utcnow
 from memdesk.engine.errors import InvalidInputError, ModelError, NotFoundError
-from memdesk.engine.vault.scratch import private_scratch
+from memdesk.engine.vault import adapters as adapter_rows
 from memdesk.engine.vault.database import Database
+from memdesk.engine.vault.scratch import private_scratch
 
 STATUSES = ("training", "candidate", "active", "retired", "rejected", "failed")
 
@@ -52,11 +53,8 @@ class Adapter:
                 "size_bytes": self.size_bytes, "gguf": self.has_gguf, "native": self.has_native}
 
 
-_COLUMNS = ("id, base_fingerprint, base_name, trainer, status, data_snapshot, config, metrics, created_at, "
-            "activated_at, size_bytes, gguf IS NOT NULL, native IS NOT NULL")
-
-
 def _row(r) -> Adapter:
+    """An adapter from a row in the order of engine/vault/adapters.py's COLUMNS."""
     return Adapter(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]), from_ts(r[8]),
                    from_ts(r[9]) if r[9] is not None else None, r[10], bool(r[11]), bool(r[12]))
 
@@ -88,38 +86,34 @@ class AdapterRegistry:
                config: dict) -> Adapter:
         adapter_id = new_id()
         with self.db.write() as conn:
-            conn.execute("INSERT INTO adapters(id, base_fingerprint, base_name, trainer, status, data_snapshot, "
-                         "config, created_at) VALUES (?, ?, ?, ?, 'training', ?, ?, ?)",
-                         (adapter_id, base_fingerprint, base_name, trainer, data_snapshot,
-                          json.dumps(config, sort_keys=True), ts(utcnow())))
+            adapter_rows.insert(conn, adapter_id, base_fingerprint=base_fingerprint, base_name=base_name,
+                                trainer=trainer, data_snapshot=data_snapshot,
+                                config=json.dumps(config, sort_keys=True), created_at=ts(utcnow()))
         return self.get(adapter_id)
 
     def save_checkpoint(self, adapter_id: str, folder: Path) -> None:
         with self.db.write() as conn:
-            conn.execute("UPDATE adapters SET checkpoint = ? WHERE id = ?", (zip_folder(folder), adapter_id))
+            adapter_rows.set_checkpoint(conn, adapter_id, zip_folder(folder))
 
     def checkpoint(self, adapter_id: str, folder: Path) -> Path | None:
         with self.db.read() as conn:
-            row = conn.execute("SELECT checkpoint FROM adapters WHERE id = ?", (adapter_id,)).fetchone()
-        return unzip_folder(row[0], folder) if row and row[0] else None
+            data = adapter_rows.checkpoint(conn, adapter_id)
+        return unzip_folder(data, folder) if data else None
 
     def store_weights(self, adapter_id: str, *, native_dir: Path, gguf_path: Path | None) -> Adapter:
         native = zip_folder(native_dir)
         gguf = gguf_path.read_bytes() if gguf_path is not None else None
         with self.db.write() as conn:
-            conn.execute("UPDATE adapters SET native = ?, gguf = ?, size_bytes = ?, checkpoint = NULL WHERE id = ?",
-                         (native, gguf, len(native) + len(gguf or b""), adapter_id))
+            adapter_rows.set_weights(conn, adapter_id, native=native, gguf=gguf,
+                                     size_bytes=len(native) + len(gguf or b""))
         return self.get(adapter_id)
 
     def set_status(self, adapter_id: str, status: str, *, metrics: dict | None = None) -> Adapter:
         if status not in STATUSES:
             raise InvalidInputError(f"Unknown adapter status {status!r}; use one of {', '.join(STATUSES)}.")
         with self.db.write() as conn:
-            if metrics is not None:
-                conn.execute("UPDATE adapters SET status = ?, metrics = ? WHERE id = ?",
-                             (status, json.dumps(metrics, sort_keys=True), adapter_id))
-            else:
-                conn.execute("UPDATE adapters SET status = ? WHERE id = ?", (status, adapter_id))
+            adapter_rows.set_status(conn, adapter_id, status,
+                                    metrics=json.dumps(metrics, sort_keys=True) if metrics is not None else None)
         return self.get(adapter_id)
 
     def activate(self, adapter_id: str, base_fingerprint: str, *, _rolling_back: bool = False) -> Adapter:
@@ -137,14 +131,11 @@ class AdapterRegistry:
         if not (adapter.has_gguf or adapter.has_native):
             raise InvalidInputError(f"Adapter {adapter.id[:8]} has no weights stored; it cannot be switched on.")
         with self.db.write() as conn:
-            row = conn.execute("SELECT id FROM adapters WHERE base_fingerprint = ? AND status = 'active'",
-                               (base_fingerprint,)).fetchone()
-            conn.execute("UPDATE adapters SET status = 'retired' WHERE base_fingerprint = ? AND status = 'active'",
-                         (base_fingerprint,))
-            conn.execute("UPDATE adapters SET status = 'active', activated_at = ? WHERE id = ?",
-                         (ts(utcnow()), adapter.id))
-            if not _rolling_back and (row is None or row[0] != adapter.id):
-                conn.execute("UPDATE adapters SET previous_id = ? WHERE id = ?", (row[0] if row else None, adapter.id))
+            was_active = adapter_rows.active_id(conn, base_fingerprint)
+            adapter_rows.retire_active(conn, base_fingerprint)
+            adapter_rows.mark_active(conn, adapter.id, ts(utcnow()))
+            if not _rolling_back and was_active != adapter.id:
+                adapter_rows.set_previous(conn, adapter.id, was_active)
         return self.get(adapter.id)
 
     def deactivate(self, base_fingerprint: str) -> Adapter | None:
@@ -160,7 +151,7 @@ class AdapterRegistry:
         if current is None:
             raise InvalidInputError("No adapter is active for this model, so there is nothing to roll back.")
         with self.db.read() as conn:
-            previous = conn.execute("SELECT previous_id FROM adapters WHERE id = ?", (current.id,)).fetchone()[0]
+            previous = adapter_rows.previous_id(conn, current.id)
         if previous is None:
             self.set_status(current.id, "retired")
             return None
@@ -169,7 +160,7 @@ class AdapterRegistry:
     # ------------------------------------------------------------ reading
     def get(self, adapter_id: str) -> Adapter:
         with self.db.read() as conn:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM adapters WHERE id LIKE ? || '%'", (adapter_id,)).fetchall()
+            rows = adapter_rows.rows_by_prefix(conn, adapter_id)
         if not rows:
             raise NotFoundError(f"No adapter {adapter_id!r}; `memdesk adapter list` shows them.")
         if len(rows) > 1:
@@ -177,23 +168,20 @@ class AdapterRegistry:
         return _row(rows[0])
 
     def list(self, base_fingerprint: str | None = None) -> list[Adapter]:
-        sql = f"SELECT {_COLUMNS} FROM adapters" + (" WHERE base_fingerprint = ?" if base_fingerprint else "")
         with self.db.read() as conn:
-            rows = conn.execute(sql + " ORDER BY created_at DESC", (base_fingerprint,) if base_fingerprint else ())
-            return [_row(r) for r in rows]
+            return [_row(r) for r in adapter_rows.rows(conn, base_fingerprint)]
 
     def active(self, base_fingerprint: str) -> Adapter | None:
         with self.db.read() as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM adapters WHERE base_fingerprint = ? AND status = 'active'",
-                               (base_fingerprint,)).fetchone()
+            row = adapter_rows.active_row(conn, base_fingerprint)
         return _row(row) if row else None
 
     def native(self, adapter_id: str, folder: Path) -> Path:
         with self.db.read() as conn:
-            row = conn.execute("SELECT native FROM adapters WHERE id = ?", (adapter_id,)).fetchone()
-        if not row or not row[0]:
+            data = adapter_rows.native(conn, adapter_id)
+        if not data:
             raise NotFoundError(f"Adapter {adapter_id[:8]} has no trainer weights stored.")
-        return unzip_folder(row[0], folder)
+        return unzip_folder(data, folder)
 
     @contextmanager
     def materialise(self, adapter_id: str, kind: str = "gguf") -> Iterator[Path]:
@@ -202,11 +190,11 @@ class AdapterRegistry:
         with private_scratch("adapter") as folder:
             if kind == "gguf":
                 with self.db.read() as conn:
-                    row = conn.execute("SELECT gguf FROM adapters WHERE id = ?", (adapter_id,)).fetchone()
-                if not row or not row[0]:
+                    data = adapter_rows.gguf(conn, adapter_id)
+                if not data:
                     raise NotFoundError(f"Adapter {adapter_id[:8]} has no llama.cpp (GGUF) weights.")
                 path = folder / "adapter.gguf"
-                path.write_bytes(row[0])
+                path.write_bytes(data)
                 yield path
             else:
                 yield self.native(adapter_id, folder / "native")

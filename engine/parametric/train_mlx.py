@@ -81,7 +81,8 @@ def _load(mlx_dir: Path, adapter_dir: Path | None = None) -> tuple[Any, Any]:
     import mlx_lm
 
     try:
-        return mlx_lm.load(str(mlx_dir), adapter_path=str(adapter_dir) if adapter_dir else None)
+        model, tokenizer, *_ = mlx_lm.load(str(mlx_dir), adapter_path=str(adapter_dir) if adapter_dir else None)
+        return model, tokenizer
     except Exception as exc:  # mlx_lm raises ValueError/FileNotFoundError/KeyError for bad folders
         raise ModelError(f"Cannot load the MLX model in {mlx_dir}"
                          f"{f' with the adapter {adapter_dir}' if adapter_dir else ''}: {type(exc).__name__}: "
@@ -336,6 +337,7 @@ def _run(mx: Any, mlx_dir: Path, hf: dict, dataset: Dataset, out_dir: Path, conf
     step, losses = 0, []
     reference: list[float] = []  # base-model log-prob of each DPO pair's (chosen, rejected)
     if state is not None:
+        assert resume_from is not None  # the state was read from that checkpoint
         _restore(mx, model, optimizer, Path(resume_from))
         step, losses, reference = int(state["step"]), list(state["losses"]), list(state.get("reference", []))
     if pairs and state is None:  # a resumed run reads them from its checkpoint (same data, checked above)

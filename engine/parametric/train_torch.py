@@ -325,6 +325,7 @@ def _run(hf_dir: Path, hf: dict, dataset: Dataset, out_dir: Path, config: TrainC
     if state is not None:
         from safetensors.torch import load_file
 
+        assert resume_from is not None  # the state was read from that checkpoint
         set_peft_model_state_dict(model, load_file(str(Path(resume_from) / "adapter" / "adapter_model.safetensors")))
         optimizer.load_state_dict(state["optimizer"])
         step, losses = int(state["step"]), list(state["losses"])

@@ -48,7 +48,7 @@ class Dataset:
         return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
 
     @classmethod
-    def from_json(cls, text: str) -> "Dataset":
+    def from_json(cls, text: str) -> Dataset:
         data = json.loads(text)
 
         def sft(rows):

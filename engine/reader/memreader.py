@@ -1,7 +1,7 @@
 """MemReader: what a query asks for, and which durable memories a conversation holds.
 
 Fine extraction runs after the fast path has stored the raw turns, as a job:
-1. the deterministic rules (engine.reader_rules) always run — memory works without a model;
+1. the deterministic rules (engine.reader.rules) always run — memory works without a model;
 2. when a chat model is available, it proposes items too, constrained by a GBNF grammar
    so that even a 135M model emits valid JSON; anything that fails validation is dropped;
 3. each item is applied against what the vault already knows: same key -> a new version
@@ -17,25 +17,34 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from memdesk.engine.api import SUPERSEDED, Memory
+from memdesk.engine.chat.notes import is_assistant_turn, is_question_only, note_text, spoken_text, statements
 from memdesk.engine.cube import Filters, MemoryItem, MemoryType, Relation, Source, SourceRef, iso, to_utc, utcnow
-from memdesk.engine.search.disclosures import DisclosureClassifier
 from memdesk.engine.errors import InvalidInputError, MemDeskError
 from memdesk.engine.llm.base import ChatModel, ChatTurn, GenerationConfig
-from memdesk.engine.chat.notes import is_assistant_turn, is_question_only, note_text, spoken_text, statements
-from memdesk.engine.search.preferences import Considerations
 from memdesk.engine.reader.preferences import preferences
 from memdesk.engine.reader.rules import Extracted, Utterance, extract
-from memdesk.engine.reader.updates import (UPDATE_SIMILARITY, Correction, common_nouns, corrections, holds_all, is_update,
-                                   same_thing, third_person)
+from memdesk.engine.reader.updates import (
+    UPDATE_SIMILARITY,
+    Correction,
+    common_nouns,
+    corrections,
+    holds_all,
+    is_update,
+    same_thing,
+    third_person,
+)
 from memdesk.engine.resources import text as resource_text
-from memdesk.engine.text import keywords, normalise
+from memdesk.engine.search.disclosures import DisclosureClassifier
+from memdesk.engine.search.preferences import Considerations
 from memdesk.engine.search.timeparse import TimeRange, find_time_range, resolve_event_time
+from memdesk.engine.text import keywords, normalise
 
 log = logging.getLogger(__name__)
 
 EXTRACT_JOB = "extract"
 _TYPES = {MemoryType.USER.value, MemoryType.PREFERENCE.value, MemoryType.LONG_TERM.value}
-_PREFERENCE_WORDS = re.compile(r"\b(prefer|preference|like|likes|love|favou?rite|hate|want|style|should you|how do i like)\b",
+_PREFERENCE_WORDS = re.compile(r"\b(prefer|preference|like|likes|love|favou?rite|hate|want|style|should you"
+                               r"|how do i like)\b",
                                re.IGNORECASE)
 # Two memories this close in MiniLM space say the same thing in other words.
 NEAR_DUPLICATE = 0.92
@@ -235,7 +244,7 @@ class MemReader:
         return Applied(result.id, "merged" if not result.created else "added", item)
 
     def _about(self, item: Extracted) -> dict | None:
-        """A preference's area and the kinds of request it applies to, stored on it (engine.preferences)."""
+        """A preference's area and the kinds of request it applies to, stored on it (engine.search.preferences)."""
         if item.memory_type != MemoryType.PREFERENCE.value or self.mem.embedder is None:
             return None
         return Considerations.for_embedder(self.mem.embedder).describe(self.mem.embedder.encode([item.memory])[0])
@@ -255,7 +264,7 @@ class MemReader:
     # ---------------------------------------------------------- current truth
     def current_truth(self, raw: list[MemoryItem], applied: list[Applied], *, scope: str = "default",
                       session_id: str | None = None) -> list[str]:
-        """Corrections and updates in the user's turns supersede what they replace (engine.reader_updates).
+        """Corrections and updates in the user's turns supersede what they replace (engine.reader.updates).
         Returns the ids superseded. Only for a known user: an imported transcript has no "I"."""
         if self.user_name is None:
             return []

@@ -1,6 +1,6 @@
 """MemReader's preference rules: preferences however they are said.
 
-The fact rules (engine.reader_rules) catch "I prefer X" and "my favourite X is Y" with a
+The fact rules (engine.reader.rules) catch "I prefer X" and "my favourite X is Y" with a
 precise key. People state most preferences otherwise:
 - explicit:        "I'd rather go in spring than in peak summer", "Night trains are what I really like"
 - dislike:         "Laugh tracks drive me crazy", "Small talk drains me", "I can't stand crowds"
@@ -25,11 +25,13 @@ from memdesk.engine.text import SENTENCE_BREAK, keywords
 PREF = MemoryType.PREFERENCE.value
 
 _CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((style, re.compile(pattern, re.I)) for style, pattern in (
-    ("dislike", r"\b(?:hate|hated|can'?t stand|cannot stand|can'?t bear|detest|loathe|dislike|drives? me (?:crazy|nuts|mad"
+    ("dislike", r"\b(?:hate|hated|can'?t stand|cannot stand|can'?t bear|detest|loathe|dislike"
+                r"|drives? me (?:crazy|nuts|mad"
                 r"|up the wall|insane|bonkers)|makes? me (?:miserable|angry|furious|sick|anxious|cranky|want to)"
                 r"|stress(?:es)? me out|unbearable|(?:my )?(?:personal )?nightmare|gives? me (?:a )?headaches?"
                 r"|drains? me|annoy(?:s|ing)? me|bothers? me|refuse to|not a fan of|put(?:s)? me off|can'?t deal with"
-                r"|the worst|sick of|tired of|never again|hard no|not for me|not my thing|(?:gross|freak|stress|wear|put|throw|turn|bore)"
+                r"|the worst|sick of|tired of|never again|hard no|not for me|not my thing"
+                r"|(?:gross|freak|stress|wear|put|throw|turn|bore)"
                 r"(?:s|es)? me (?:out|off|down)|(?:bugs|irritates|bores|exhausts|overwhelms) me|makes? me nervous"
                 r"|can'?t do (?:\w+ )?(?:\w+s|it|that)|(?:is|are) (?:a )?no-go|i avoid|i steer clear)\b"),
     ("explicit", r"\b(?:prefer|prefers|preferred|(?:i'?d|i would) (?:much )?rather|really (?:like|love|enjoy)|i love"
@@ -45,17 +47,22 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((style, re.compile(patter
                    r"|money'?s tight|tight on money|on a (?:tight )?budget|prepaid|religious|objection|my visa"
                    r"|i'?m based in|work weekends|newborn|my kids are|stuck with|all i'?ve got is|limited"
                    r"|i can'?t do|i don'?t do|i need (?:a|an|my|to have)|i have to|i must|off the table|not allowed"
-                   r"|doctor (?:says|told)|medication|can only|can'?t (?!wait|believe|remember|thank|tell|decide|find|stop|help)\w+|only (?:use|eat|get|do|work|travel|afford|go|have|wear)"
+                   r"|doctor (?:says|told)|medication|can only"
+                   r"|can'?t (?!wait|believe|remember|thank|tell|decide|find|stop|help)\w+"
+                   r"|only (?:use|eat|get|do|work|travel|afford|go|have|wear)"
                    r"|(?:doesn'?t|don'?t|won'?t) work for me|put me on|my (?:doctor|gp|cardiologist|physio|therapist)"
-                   r"|my \w+ (?:is|are) (?:only|just|too|almost|nearly|tiny|small)|so no \w+|i have (?:a |an )?(?:\w+ )?"
-                   r"(?:condition|disorder|syndrome|sensitive skin|adhd|autism|asthma|arthritis|migraines?|skin|stomach|back|knees?)"
+                   r"|my \w+ (?:is|are) (?:only|just|too|almost|nearly|tiny|small)|so no \w+"
+                   r"|i have (?:a |an )?(?:\w+ )?(?:condition|disorder|syndrome|sensitive skin|adhd|autism|asthma"
+                   r"|arthritis|migraines?|skin|stomach|back|knees?)"
                    r"|impaired|disabled|disability|hard of hearing|deaf|blind|second language|paying off|i rent)\b"),
-    ("identity", r"^(?:(?:honestly|frankly|well|so)[, ]+)?i'?m (?:the (?:kind|type|sort) of|a |an |not (?:a |an |very )?"
+    ("identity", r"^(?:(?:honestly|frankly|well|so)[, ]+)?i'?m (?:the (?:kind|type|sort) of|a |an "
+                 r"|not (?:a |an |very )?"
                  r"|very |pretty |quite |really |such a |a total |total |completely )"),
     ("implicit_choice", r"\b(?:went (?:with|for)|picked|chose|opted for|decided on|settled on|took the|kept my|skipped"
                         r"|turned down|signed (?:us|me) up|instead|over the|rather than|only do|asked for|stayed"
                         r"|between .{3,60}? and .{3,60}?,? (?:i|we)\b|\bor\b.{3,80}?,? and (?:i|we) \w+"
-                        r"|\b(?:again|instead)[.!]?$|passed on|put back|switched|swapped|went back to|kept (?:just|only)|pushed for"
+                        r"|\b(?:again|instead)[.!]?$|passed on|put back|switched|swapped|went back to"
+                        r"|kept (?:just|only)|pushed for"
                         r"|same as (?:last time|always|usual)|ditched|traded)"),
     ("habit", r"\b(?:always|every (?:single )?(?:morning|night|evening|day|week|weekend|month|year|time|trip|winter"
               r"|summer|monday|tuesday|wednesday|thursday|friday|saturday|sunday)|each (?:morning|night|day|week)"
@@ -135,13 +142,13 @@ def preferences(utterances: list[Utterance], user_name: str | None = None,
                 lasting: Callable[[list[str]], list[bool]] | None = None,
                 with_facts: frozenset[str] = frozenset()) -> list[Extracted]:
     """Preference items the user states in `utterances` (assistant turns are never read).
-    `lasting` (engine.disclosures) judges by meaning the statements about themselves that no cue
+    `lasting` (engine.search.disclosures) judges by meaning the statements about themselves that no cue
     word marks; messages in `with_facts` (ids) already gave a fact ("I live in Oslo"), and only a
     cue word makes a preference of them too."""
     said_by = [(u, [s.strip() for s in SENTENCE_BREAK.split(u.text.replace("’", "'")) if s.strip()])
                for u in utterances if u.is_user and u.text.strip()]
-    styles = {(n, i): style_of(sentence, cue_only=u.message_id in with_facts) for n, (u, sentences) in enumerate(said_by)
-              for i, sentence in enumerate(sentences)}
+    styles = {(n, i): style_of(sentence, cue_only=u.message_id in with_facts)
+              for n, (u, sentences) in enumerate(said_by) for i, sentence in enumerate(sentences)}
     if lasting is not None:
         unmarked = [(key, said_by[key[0]][1][key[1]]) for key, style in styles.items() if style is None
                     and said_by[key[0]][0].message_id not in with_facts

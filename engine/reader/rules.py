@@ -8,13 +8,14 @@ absolute; `key` names subject + attribute, so a later value for the same key rea
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
-from typing import Callable, Iterator, NamedTuple
+from datetime import UTC, datetime
+from typing import NamedTuple
 
 from memdesk.engine.cube import MemoryType
-from memdesk.engine.text import SENTENCE_BREAK, normalise
 from memdesk.engine.search.timeparse import TimeRange, resolve_event_time
+from memdesk.engine.text import SENTENCE_BREAK, normalise
 
 __all__ = ["Utterance", "Extracted", "extract"]
 
@@ -156,7 +157,7 @@ def _head(obj: str, words: int = 5) -> str:
     """The normalised head of an object phrase: 'the mountains in spring' -> 'mountains'."""
     s = _CUT.split(obj, 1)[0].strip()
     if _LIGHT.fullmatch(s):  # "going on road trips" -> not just "going"
-        s = re.split(r"\s*[,;:(]|\s+(?:[-–—]|because|but|since|when|while|and|with)\s", obj, 1)[0]
+        s = re.split(r"\s*[,;:(]|\s+(?:[-–—]|because|but|since|when|while|and|with)\s", obj, maxsplit=1)[0]
     s = _DET.sub("", _TRAILING.sub("", s))
     return " ".join(normalise(s).split()[:words])
 
@@ -399,7 +400,8 @@ def _event(m: re.Match[str], c: str, name: str, tr: TimeRange | None) -> _Hit | 
 _RULES: tuple[tuple[re.Pattern[str], Callable[..., _Hit | None]], ...] = (
     (_STYLE, _style),
     (_BREVITY, lambda m, c, n, tr: _Hit("preference: answer style", PREF, EXPLICIT, _PREF_TAGS,
-                                        memory=f"{n} prefers short answers", timed=False)), (_DIRECTIVE, _directive), (_DONT, _like), (_LIKE, _like), (_FAN, _like),
+                                        memory=f"{n} prefers short answers", timed=False)),
+    (_DIRECTIVE, _directive), (_DONT, _like), (_LIKE, _like), (_FAN, _like),
     (_PREFER, _like), (_CHOICE, _choice),
     (_DIET, lambda m, c, n, tr: _Hit("diet", PREF, EXPLICIT, _DIET_TAGS, timed=False)),
     (_NO_EAT, lambda m, c, n, tr: _Hit("diet: " + normalise(m["obj"]), PREF, EXPLICIT, _DIET_TAGS, "-",
@@ -414,7 +416,7 @@ _RULES: tuple[tuple[re.Pattern[str], Callable[..., _Hit | None]], ...] = (
 
 # --- driver ----------------------------------------------------------------------------------------
 def _extract_clause(clause: str, name: str, u: Utterance) -> Extracted | None:
-    ref = u.timestamp if u.timestamp.tzinfo else u.timestamp.replace(tzinfo=timezone.utc)
+    ref = u.timestamp if u.timestamp.tzinfo else u.timestamp.replace(tzinfo=UTC)
     tr = resolve_event_time(clause, ref)
     if tr is not None and tr.start > ref and tr.tense != "present":
         # A plan ("I'm flying to Rome on Friday"), not something that is or was so. Undated
@@ -429,7 +431,7 @@ def _extract_clause(clause: str, name: str, u: Utterance) -> Extracted | None:
     text = hit.memory
     if text is None:
         when = _when(tr, clause) if tr is not None else None
-        text = _third(clause if when is None else clause[:when[0]] + when[1] + clause[tr.span[1]:], name)
+        text = _third(clause if when is None or tr is None else clause[:when[0]] + when[1] + clause[tr.span[1]:], name)
     text = re.sub(r"\s+", " ", text).strip(" ,;:.!-")
     if not text:
         return None

@@ -12,7 +12,7 @@
   meaning (MiniLM cosine >= UPDATE_SIMILARITY) *and* sharing a common noun ("phone").
   A shared name is not enough: "Callum lives in Inverness these days" adds to "My brother
   is called Callum", it does not replace it.
-Pure text functions here; MemReader finds and supersedes the memories (engine.reader).
+Pure text functions here; MemReader finds and supersedes the memories (engine.reader.memreader).
 """
 from __future__ import annotations
 

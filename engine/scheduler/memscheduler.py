@@ -213,6 +213,8 @@ class MemScheduler:
 
     def _run_job(self) -> bool:
         # Extraction may run the model: it takes the model lock like any background task.
+        if self.jobs is None:
+            return False
         with self.model_lock:
             return self.jobs.run_one()
 

@@ -10,7 +10,7 @@ so the next turn starts from a restored state.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from memdesk.engine.activation.states import ActivationCache
 from memdesk.engine.chat.turn import Chat, TurnResult
@@ -53,7 +53,7 @@ def predict(chat: Chat, session_id: str, k: int = 12, now: datetime | None = Non
                 s.session_id == session_id for s in item.sources)
             if not own_turn:  # this session's turns are in the history already
                 found.setdefault(item.id, item)
-    habits = habitual(chat, now or datetime.now(timezone.utc))
+    habits = habitual(chat, now or datetime.now(UTC))
     conversational = list(found.values())[:max(0, k - len(habits))]
     chosen = {m.id: m for m in conversational}
     for item in habits:

@@ -29,12 +29,12 @@ import apsw
 from memdesk.engine.cube import ts, utcnow
 from memdesk.engine.errors import MemDeskError
 from memdesk.engine.scheduler.health import Health
+from memdesk.engine.vault import jobs as job_rows
 from memdesk.engine.vault.database import Database
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 LEASE_S = 120.0
-_LEASE_KEY = "jobs_owner"
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class JobQueue:
         with self.db.write() as conn:
             if (self._lease(conn) or {}).get("owner") != self.owner:
                 return
-            conn.execute("DELETE FROM meta WHERE key = ?", (_LEASE_KEY,))
+            job_rows.drop_lease(conn)
             self._reclaim(conn)
 
     def owner_info(self) -> dict | None:
@@ -91,7 +91,7 @@ class JobQueue:
         if lease is not None and not ours and not self._lapsed(lease):
             return False
         value = {"owner": self.owner, "pid": os.getpid(), "host": socket.gethostname(), "heartbeat": self.clock()}
-        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (_LEASE_KEY, json.dumps(value)))
+        job_rows.save_lease(conn, json.dumps(value))
         if not ours:
             if lease is not None:
                 log.info("job queue taken over from a lapsed owner (pid %s)", lease.get("pid"))
@@ -115,70 +115,63 @@ class JobQueue:
 
     @staticmethod
     def _lease(conn: apsw.Connection) -> dict | None:
-        row = conn.execute("SELECT value FROM meta WHERE key = ?", (_LEASE_KEY,)).fetchone()
-        if row is None:
+        raw = job_rows.lease_value(conn)
+        if raw is None:
             return None
         try:
-            value = json.loads(row[0])
+            value = json.loads(raw)
         except ValueError:
             return None  # unreadable: treated as free, and rewritten by the next owner
         return value if isinstance(value, dict) else None
 
     def _reclaim(self, conn: apsw.Connection) -> None:
         now = ts(utcnow())
-        conn.execute("UPDATE jobs SET status = 'failed', updated_at = ?, error = COALESCE(error || '; ', '') || "
-                     "'interrupted ' || attempts || ' times (MemDesk stopped while it ran); not tried again' "
-                     "WHERE status = 'running' AND attempts >= ?", (now, MAX_ATTEMPTS))
-        conn.execute("UPDATE jobs SET status = 'pending', updated_at = ? WHERE status = 'running'", (now,))
+        job_rows.fail_interrupted(conn, MAX_ATTEMPTS, now)  # first: these are not tried again
+        job_rows.requeue_running(conn, now)
 
     # ------------------------------------------------------------ jobs
     def enqueue(self, kind: str, payload: dict, *, dedup_key: str | None = None, priority: int = 0) -> int | None:
         """Add a job; returns its id, or None when an equal job is already waiting."""
         now = ts(utcnow())
         with self.db.write() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO jobs(kind, dedup_key, payload, status, priority, created_at, updated_at) "
-                "VALUES (?, ?, ?, 'pending', ?, ?, ?)", (kind, dedup_key, json.dumps(payload), priority, now, now))
-            job_id = conn.last_insert_rowid() if conn.changes() else None
+            job_id = job_rows.insert_job(conn, kind, payload, dedup_key, priority, now)
+        # Inside a larger transaction (a chat turn's), the executor is woken once the job is visible.
+        self.db.after_commit(self._wake)
+        return job_id
+
+    def _wake(self) -> None:
         for wake in list(self.on_enqueued):
             wake()
-        return job_id
 
     def claim(self) -> Job | None:
         """The next pending job, marked running; None when there is none or another process owns the queue."""
         with self.db.read() as conn:  # the idle executor asks every few seconds: no write unless needed
             lease = self._lease(conn) or {}
-            fresh = lease.get("owner") == self.owner and self.clock() - float(lease.get("heartbeat", 0)) < self.lease_s / 4
-            if fresh and conn.execute("SELECT 1 FROM jobs WHERE status = 'pending' AND attempts < ? LIMIT 1",
-                                      (MAX_ATTEMPTS,)).fetchone() is None:
+            fresh = (lease.get("owner") == self.owner
+                     and self.clock() - float(lease.get("heartbeat", 0)) < self.lease_s / 4)
+            if fresh and not job_rows.has_pending(conn, MAX_ATTEMPTS):
                 return None
         with self.db.write() as conn:
             if not self._hold(conn):
                 return None
-            row = conn.execute("SELECT id, kind, payload, attempts FROM jobs WHERE status = 'pending' AND attempts < ? "
-                               "ORDER BY priority DESC, id LIMIT 1", (MAX_ATTEMPTS,)).fetchone()
+            row = job_rows.next_pending(conn, MAX_ATTEMPTS)
             if row is None:
                 return None
-            conn.execute("UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = ? WHERE id = ?",
-                         (ts(utcnow()), row[0]))
-        return Job(row[0], row[1], json.loads(row[2]), row[3] + 1)
+            job_rows.mark_running(conn, row.id, ts(utcnow()))
+        return Job(row.id, row.kind, row.payload, row.attempts + 1)
 
     def _finish(self, job: Job, status: str, error: str | None = None) -> None:
         with self.db.write() as conn:
-            conn.execute("UPDATE jobs SET status = ?, error = ?, progress = CASE WHEN ? = 'done' THEN 1 ELSE progress END, "
-                         "updated_at = ? WHERE id = ?", (status, error, status, ts(utcnow()), job.id))
+            job_rows.set_status(conn, job.id, status, error, ts(utcnow()))
 
     def set_progress(self, job_id: int, value: float) -> None:
         with self.db.write() as conn:
-            conn.execute("UPDATE jobs SET progress = ?, updated_at = ? WHERE id = ?",
-                         (max(0.0, min(1.0, value)), ts(utcnow()), job_id))
+            job_rows.set_progress(conn, job_id, max(0.0, min(1.0, value)), ts(utcnow()))
             self._hold(conn)  # a long job keeps its lease alive
 
     def cancel(self, kind: str | None = None) -> int:
         with self.db.write() as conn:
-            conn.execute("UPDATE jobs SET status = 'cancelled', updated_at = ? WHERE status = 'pending' "
-                         "AND (? IS NULL OR kind = ?)", (ts(utcnow()), kind, kind))
-            return conn.changes()
+            return job_rows.cancel_pending(conn, kind, ts(utcnow()))
 
     def run_one(self) -> bool:
         """Run the next pending job on this thread; False when there is none (or the queue is not ours)."""
@@ -215,10 +208,9 @@ class JobQueue:
     def status(self) -> dict:
         """Read-only: counts per kind and status, running jobs, recent errors and the owner."""
         with self.db.read() as conn:
-            rows = conn.execute("SELECT kind, status, count(*) FROM jobs GROUP BY kind, status").fetchall()
-            errors = conn.execute("SELECT kind, error, updated_at FROM jobs WHERE error IS NOT NULL "
-                                  "ORDER BY updated_at DESC LIMIT 5").fetchall()
-            running = conn.execute("SELECT id, kind, progress FROM jobs WHERE status = 'running'").fetchall()
+            rows = job_rows.counts(conn)
+            errors = job_rows.recent_errors(conn, 5)
+            running = job_rows.running(conn)
             lease = self._lease(conn)
         counts: dict[str, dict[str, int]] = {}
         for kind, status, n in rows:

@@ -1,6 +1,6 @@
 """Lasting self-disclosures, by meaning: what cue words miss.
 
-MemReader's preference rules (engine.reader_preferences) catch a preference by how it is
+MemReader's preference rules (engine.reader.preferences) catch a preference by how it is
 said: "I can't stand", "every morning", "I'm allergic". People also say them with no cue at
 all: "Spicy food and I have never got along", "The bus commute is my only study time". This
 is a logistic regression on the sentence's MiniLM embedding, trained on

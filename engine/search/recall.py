@@ -18,8 +18,8 @@ from datetime import datetime
 
 from memdesk.engine.api import Memory
 from memdesk.engine.chat.context import ContextProfile
-from memdesk.engine.cube import Filters, MemoryItem, MemoryType
 from memdesk.engine.chat.notes import is_assistant_turn, is_question_only, spoken_text, statements
+from memdesk.engine.cube import Filters, MemoryItem, MemoryType
 from memdesk.engine.reader.memreader import parse_query
 from memdesk.engine.reader.updates import is_update, same_thing
 from memdesk.engine.text import STOPWORDS, keywords
@@ -30,7 +30,7 @@ from memdesk.engine.text import STOPWORDS, keywords
 MIN_COSINE = 0.40
 MIN_COVERAGE = 0.5
 COVERAGE_WEIGHT = 0.25
-REQUEST_PREFERENCE_SCORE = 0.4  # a preference scoring this (engine.preferences) may govern a request
+REQUEST_PREFERENCE_SCORE = 0.4  # a preference scoring this (engine.search.preferences) may govern a request
 # A request for help with the person's own plans, choices or writing ("Plan my Saturday in
 # Lisbon", "What's a good film for tonight?") is what preferences govern, and the one that
 # governs it often shares little meaning with it ("I can't stand crowds"): the closest ones
@@ -51,13 +51,15 @@ _PERSONAL = re.compile(
     r"^(?:(?:so|and|but|ok|okay|hey|remind me)[,\s]+)*(?:what|what's|whats|which|who|who's|whose|where|where's|when"
     r"|when's|how\s+(?:old|much|many|far|long|often|tall|big)|do\s+i|did\s+i|am\s+i|have\s+i|was\s+i|is\s+my|are\s+my"
     r"|does\s+my|did\s+my|was\s+my|were\s+my)\b", re.I)
-_ADVICE = re.compile(r"\b(?:should|could|would|shall|might|can)\s+(?:i|we|my|our)\b|\bwhat\s+(?:to|if)\b|\b(?:do|can|could|would)\s+"
-                     r"you\b|\b(?:recommend|suggest|idea|ideas|tips|advice)\b|\b(?:a|an|some)\s+(?:good|nice|great|fun|new)\b", re.I)
+_ADVICE = re.compile(r"\b(?:should|could|would|shall|might|can)\s+(?:i|we|my|our)\b|\bwhat\s+(?:to|if)\b"
+                     r"|\b(?:do|can|could|would)\s+you\b|\b(?:recommend|suggest|idea|ideas|tips|advice)\b"
+                     r"|\b(?:a|an|some)\s+(?:good|nice|great|fun|new)\b", re.I)
 _FIRST_PERSON = re.compile(r"\b(?:i|my|me|mine|myself|i'm|i've)\b", re.I)
-_HELP = re.compile(r"^(?:(?:hey|ok|okay|so|also|please|now|right)[,\s]+)*(?:plan|suggest|recommend|pick|choose|find|help"
-                   r"|write|draft|give me|book|organi[sz]e|make|create|put together|come up|design|build|sort out|set up"
-                   r"|outline|map out|prepare|list|compose|propose|think of|host|arrange|what'?s (?:a|the) (?:good|best|right"
-                   r"|nice|fun|great|smart|easiest|cheapest|quickest)|is it worth|which (?:\w+ )?(?:should|would|is best))\b"
+_HELP = re.compile(r"^(?:(?:hey|ok|okay|so|also|please|now|right)[,\s]+)*(?:plan|suggest|recommend|pick|choose|find"
+                   r"|help|write|draft|give me|book|organi[sz]e|make|create|put together|come up|design|build|sort out"
+                   r"|set up|outline|map out|prepare|list|compose|propose|think of|host|arrange"
+                   r"|what'?s (?:a|the) (?:good|best|right|nice|fun|great|smart|easiest|cheapest|quickest)|is it worth"
+                   r"|which (?:\w+ )?(?:should|would|is best))\b"
                    r"|\b(?:any|some) (?:ideas|tips|advice|suggestions|recommendations)\b", re.I)
 _ASKS_WHEN = re.compile(r"\b(?:when|what (?:date|day|year|month|time)|how long ago|which (?:day|year|month))\b", re.I)
 
@@ -155,7 +157,7 @@ def recall(mem: Memory, text: str, *, session_id: str | None, now: datetime, pro
         better = {r.item.id: r for r in search(expanded, mem.embed_query(expanded), base, k)}
         found = [max(r, better.pop(r.item.id, r), key=lambda x: x.relevance) for r in found] + list(better.values())
     only_prefs = Filters(scope=scope, memory_types=(MemoryType.PREFERENCE.value,))
-    # Preferences on their own, by meaning (engine.preferences): what governs a request shares
+    # Preferences on their own, by meaning (engine.search.preferences): what governs a request shares
     # few words with it.
     pref_words = [w for w in keywords(text) if w not in _QUESTION_WORDS]
     prefs = [Recalled(p.item, p.score, p.cosine, coverage(pref_words, p.item.memory))

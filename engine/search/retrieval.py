@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import apsw
 import numpy as np
 
 from memdesk.engine.cube import Filters, MemoryItem, MemoryType, Relation, SearchHit, to_utc, ts, utcnow
-from memdesk.engine.vault import items as vault, vectors
-from memdesk.engine.text import fts_query
 from memdesk.engine.search.timeparse import TimeRange, find_time_range
+from memdesk.engine.text import fts_query
+from memdesk.engine.vault import items as vault
+from memdesk.engine.vault import search_rows, vectors
 
 
 @dataclass(frozen=True)
@@ -85,86 +86,16 @@ def plan(query: str, filters: Filters, reference: datetime | None) -> QueryPlan:
     return QueryPlan(query, fts_query(keyword_text), window, filters)
 
 
-def _keyword(conn: apsw.Connection, match: str, f: Filters, limit: int, weights, since=None, until=None):
-    """(rowid, bm25) best first. Ranks in FTS5 alone, then filters: joining `memories` for
-    every match before ranking costs tens of ms when a common word matches 10k+ rows."""
-    ranked_sql = "SELECT rowid, bm25(memory_fts, ?, ?, ?) AS s FROM memory_fts WHERE memory_fts MATCH ? ORDER BY s LIMIT ?"
-    fetch = limit * 4
-    ranked = conn.execute(ranked_sql, [*weights, match, fetch]).fetchall()
-    where, more = sql_filters(f, since, until)
-    if ranked:
-        keep = _passing(conn, [r for r, _ in ranked], where, more)
-        kept = [(r, score) for r, score in ranked if r in keep]
-        if len(kept) >= limit or len(ranked) < fetch:
-            return kept[:limit]
-    # Selective filters: rank only the matches that pass them.
-    sql = ["SELECT f.rowid, bm25(memory_fts, ?, ?, ?) AS s FROM memory_fts f JOIN memories m ON m.rowid = f.rowid",
-           "WHERE memory_fts MATCH ?", *where, "ORDER BY s LIMIT ?"]
-    return conn.execute(" ".join(sql), [*weights, match, *more, limit]).fetchall()
-
-
-def sql_filters(f: Filters, since: float | None, until: float | None,
-                listing: bool = False) -> tuple[list[str], list]:
-    """WHERE clauses for `f`. With `listing`, the status and type tests are written `+m.x` so
-    SQLite walks the index of the listing's order instead of sorting every live row."""
-    where: list[str] = []
-    args: list = []
-    unary = "+" if listing else ""
-
-    def member(column: str, values) -> None:
-        if values:
-            prefix = unary if column in ("status", "memory_type") else ""
-            where.append(f"AND {prefix}m.{column} IN ({','.join('?' * len(values))})")
-            args.extend(values)
-
-    member("status", f.statuses)
-    member("memory_type", f.memory_types)
-    member("source", f.sources)
-    if f.scope is not None:
-        where.append("AND m.scope = ?")
-        args.append(f.scope)
-    if f.pinned is not None:
-        where.append("AND m.pinned = ?")
-        args.append(int(f.pinned))
-    for tag in f.tags:
-        where.append("AND m.rowid IN (SELECT memory_rowid FROM memory_tags WHERE tag = ?)")
-        args.append(tag)
-    if since is not None:
-        where.append("AND COALESCE(m.event_time, m.created_at) >= ?")
-        args.append(since)
-    if until is not None:
-        where.append("AND COALESCE(m.event_time, m.created_at) < ?")
-        args.append(until)
-    return where, args
-
-
-def _passes_sql_only_filters(conn: apsw.Connection, rowids: list[int], f: Filters) -> set[int]:
-    """Tags and pinned are not vec0 metadata; check them for vector hits in one query."""
-    if not rowids or (not f.tags and f.pinned is None):
-        return set(rowids)
-    where, args = sql_filters(replace(f, statuses=(), memory_types=(), sources=(), scope=None), None, None)
-    return _passing(conn, rowids, where, args)
-
-
-def _passing(conn: apsw.Connection, rowids: list[int], where: list[str], args: list) -> set[int]:
-    sql = f"SELECT m.rowid FROM memories m WHERE m.rowid IN ({','.join('?' * len(rowids))}) " + " ".join(where)
-    return {r for (r,) in conn.execute(sql, [*rowids, *args])}
-
-
 def _vector(conn: apsw.Connection, qvec: np.ndarray, f: Filters, limit: int, since=None, until=None):
     k = limit
     while True:
         hits = vectors.knn(conn, qvec, k, statuses=f.statuses, scope=f.scope, memory_types=f.memory_types,
                            sources=f.sources, since=since, until=until)
-        keep = _passes_sql_only_filters(conn, [r for r, _ in hits], f)
+        keep = search_rows.passing_sql_only_filters(conn, [r for r, _ in hits], f)
         kept = [(r, d) for r, d in hits if r in keep]
         if len(kept) >= limit or len(hits) < k or k >= vectors.MAX_K:
             return kept[:limit]
         k = min(k * 4, vectors.MAX_K)
-
-
-def _has_vectors(conn: apsw.Connection) -> bool:
-    return bool(conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (vectors.TABLE,)).fetchall())
 
 
 def search(conn: apsw.Connection, query_plan: QueryPlan, qvec: np.ndarray | None, k: int,
@@ -173,22 +104,22 @@ def search(conn: apsw.Connection, query_plan: QueryPlan, qvec: np.ndarray | None
     f = query_plan.filters
     since, until = ts(f.since), ts(f.until)
     n = max(params.candidates, k)
-    use_vectors = qvec is not None and _has_vectors(conn)
+    vec = qvec if qvec is not None and search_rows.has_vector_table(conn) else None  # None: no vector search
     lists: dict[str, list[tuple[int, float]]] = {}
-    if use_vectors:
-        lists["vector"] = [(r, 1.0 - d) for r, d in _vector(conn, qvec, f, n, since, until)
+    if vec is not None:
+        lists["vector"] = [(r, 1.0 - d) for r, d in _vector(conn, vec, f, n, since, until)
                            if 1.0 - d >= params.min_similarity]
     if query_plan.keywords:
-        lists["keyword"] = [(r, -s) for r, s in _keyword(conn, query_plan.keywords, f, n, params.bm25_weights,
-                                                         since, until)]
+        lists["keyword"] = [(r, -s) for r, s in search_rows.keyword_ranked(conn, query_plan.keywords, f, n,
+                                                                           params.bm25_weights, since, until)]
     window = query_plan.window
     if window is not None:
         w_since, w_until = window.start.timestamp(), window.end.timestamp()
-        if use_vectors:
-            lists["time_vector"] = [(r, 1.0 - d) for r, d in _vector(conn, qvec, f, n, w_since, w_until)
+        if vec is not None:
+            lists["time_vector"] = [(r, 1.0 - d) for r, d in _vector(conn, vec, f, n, w_since, w_until)
                                     if 1.0 - d >= params.min_similarity]
         if query_plan.keywords:
-            lists["time_keyword"] = [(r, -s) for r, s in _keyword(conn, query_plan.keywords, f, n,
+            lists["time_keyword"] = [(r, -s) for r, s in search_rows.keyword_ranked(conn, query_plan.keywords, f, n,
                                                                   params.bm25_weights, w_since, w_until)]
     weights = {"vector": params.w_vector, "keyword": params.w_keyword,
                "time_vector": params.w_time * params.w_vector, "time_keyword": params.w_time * params.w_keyword}
@@ -210,8 +141,8 @@ def search(conn: apsw.Connection, query_plan: QueryPlan, qvec: np.ndarray | None
                 cand.signals["time"] = 1.0
     if not pool:
         return []
-    if use_vectors and params.feedback > 0:
-        _feed_back(conn, pool, qvec, f, n, since, until, params)
+    if vec is not None and params.feedback > 0:
+        _feed_back(conn, pool, vec, f, n, since, until, params)
     _spread_over_graph(conn, pool, params.graph)
     ranked_pool = sorted(pool.values(), key=lambda c: c.score, reverse=True)
     # A `keep` filter may drop many candidates (a chat drops the assistant's own turns): read further.

@@ -23,11 +23,11 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.relativedelta import relativedelta
@@ -80,7 +80,7 @@ def local_zone() -> tzinfo | None:
 def to_local(value: datetime, tz: tzinfo | None = None) -> datetime:
     """`value` (naive = UTC) on the user's clock: in `tz`, else in `local_zone()`."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     zone = tz or local_zone()
     return value.astimezone(zone) if zone is not None else value.astimezone()
 

@@ -41,13 +41,20 @@ import apsw
 
 from memdesk.engine.cube import iso, new_id, parse_iso, utcnow
 from memdesk.engine.errors import CorruptStoreError, InvalidInputError, WrongKeyError
-from memdesk.engine.vault.keys import (KdfParams, KeyManager, PassphraseProvider, check_new_passphrase, derive_key,
-                         env_passphrase_provider, key_check)
-from memdesk.engine.vault.paths import ProfilePaths
-from memdesk.engine.vault.private_files import fsync_dir, make_private_dir, replace_whole
 from memdesk.engine.vault.connection import open_keyed
 from memdesk.engine.vault.database import Database
+from memdesk.engine.vault.keys import (
+    KdfParams,
+    KeyManager,
+    PassphraseProvider,
+    check_new_passphrase,
+    derive_key,
+    env_passphrase_provider,
+    key_check,
+)
 from memdesk.engine.vault.migrations import MIGRATIONS
+from memdesk.engine.vault.paths import ProfilePaths
+from memdesk.engine.vault.private_files import fsync_dir, make_private_dir, replace_whole
 
 MAGIC = b"MEMDESK-BACKUP\n"
 FORMAT = "memdesk.backup"

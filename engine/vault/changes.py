@@ -75,7 +75,7 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.memories or self.relations or self.sessions or self.adapters)
 
-    def __or__(self, other: "Changes") -> "Changes":
+    def __or__(self, other: Changes) -> Changes:
         return Changes(self.added | other.added, self.changed | other.changed, self.removed | other.removed,
                        self.relations | other.relations, self.sessions | other.sessions,
                        self.adapters | other.adapters)

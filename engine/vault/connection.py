@@ -125,11 +125,12 @@ def _in_chain(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> Bas
     after corruption, and the failed ROLLBACK that follows ("cannot rollback - no transaction is
     active") must not hide the error that matters."""
     seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, kinds):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, kinds):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
     return None
 
 

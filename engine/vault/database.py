@@ -42,6 +42,8 @@ class Database:
         # the write lock (engine/vault/changes.py). A listener must return quickly and not raise: the
         # write has already happened.
         self.on_commit: list[Callable[[Changes], None]] = []
+        self._owner: int | None = None  # the thread whose write transaction is open
+        self._after: list[Callable[[], None]] = []  # run once that transaction commits
         self._write_lock = threading.RLock()
         self._held: dict[int, apsw.Connection] = {}  # thread ident -> the reader it has checked out
         self._idle: list[apsw.Connection] = []
@@ -58,7 +60,7 @@ class Database:
         app, a `memdesk` command) committed in between, SQLite fails the upgrade at once with
         "database is locked" and never applies the busy timeout. Taking the lock up front
         makes a second process wait its turn (up to BUSY_TIMEOUT_MS, then VaultBusyError)."""
-        changed = Changes()
+        changed, after = Changes(), []
         with self._write_lock, translate_errors(self.path):
             self._check_open()
             writer = self._writer
@@ -67,16 +69,30 @@ class Database:
                     yield writer
                 return  # the outermost write reports it all, once committed
             writer.execute("BEGIN IMMEDIATE")
+            self._owner = threading.get_ident()
             try:
                 yield writer
                 changed = change_log.collect(writer)
                 writer.execute("COMMIT")
+                after = self._after
             finally:
+                self._owner, self._after = None, []
                 if writer.in_transaction:  # an error in the block, or in COMMIT itself
                     writer.execute("ROLLBACK")
         if changed:
             for listener in list(self.on_commit):
                 listener(changed)
+        for callback in after:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the write transaction this thread has open commits (never, if it
+        rolls back), or now when none is open. What follows a write (hooks that start more
+        work) waits for the one transaction of a user action that holds it."""
+        if self._owner == threading.get_ident():
+            self._after.append(callback)
+        else:
+            callback()
 
     @contextmanager
     def exclusive(self) -> Iterator[apsw.Connection]:

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from memdesk.engine.vault import exchange_validate as checked
 from memdesk.engine.cube import Edge, MemoryItem, Version, iso
 from memdesk.engine.errors import InvalidInputError
-from memdesk.engine.vault.private_files import STDOUT, output
-from memdesk.engine.vault import items as vault
 from memdesk.engine.text import content_hash
+from memdesk.engine.vault import exchange_validate as checked
+from memdesk.engine.vault import items as vault
+from memdesk.engine.vault.private_files import STDOUT, output
 
 if TYPE_CHECKING:
     from memdesk.engine.api import Memory
@@ -36,7 +36,7 @@ class ImportReport:
     ids: list[str] = field(default_factory=list)
 
 
-def export_jsonl(mem: "Memory", path: Path | str, include_inactive: bool = True) -> int:
+def export_jsonl(mem: Memory, path: Path | str, include_inactive: bool = True) -> int:
     """Write every memory to `path` ("-": standard output); returns how many. The file is
     plaintext: keep it safe. It replaces `path` whole, through an unpredictable temporary
     file in the same folder (removed on any failure), and only if `path` is a regular file
@@ -143,7 +143,7 @@ def _parse(path: Path) -> _Parsed:
     return parsed
 
 
-def import_jsonl(mem: "Memory", path: Path) -> ImportReport:
+def import_jsonl(mem: Memory, path: Path) -> ImportReport:
     parsed = _parse(path)
     report = ImportReport()
     with mem.db.write() as conn:
@@ -169,9 +169,11 @@ def import_jsonl(mem: "Memory", path: Path) -> ImportReport:
             report.added += 1
             report.ids.append(item.id)
         for _, edge in parsed.edges:
-            present = conn.execute("SELECT count(*) FROM memories WHERE id IN (?, ?)", (edge.src, edge.dst)).fetchone()[0]
+            present = conn.execute("SELECT count(*) FROM memories WHERE id IN (?, ?)",
+                                   (edge.src, edge.dst)).fetchone()[0]
             if present == 2 or (edge.src == edge.dst and present == 1):
-                conn.execute("INSERT OR IGNORE INTO edges(src, dst, relation, weight, created_at) VALUES (?, ?, ?, ?, ?)",
+                conn.execute("INSERT OR IGNORE INTO edges(src, dst, relation, weight, created_at) "
+                             "VALUES (?, ?, ?, ?, ?)",
                              (edge.src, edge.dst, edge.relation, edge.weight, edge.created_at.timestamp()))
                 report.edges += conn.changes()
     if report.added and mem.indexer is not None:

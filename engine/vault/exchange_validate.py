@@ -168,7 +168,7 @@ def memory_item(data: Any) -> MemoryItem:
 def history(value: Any, item: MemoryItem) -> list[Version]:
     if not isinstance(value, list) or len(value) > MAX_HISTORY:
         raise _fail("history", f"must be a list of at most {MAX_HISTORY} versions")
-    versions = []
+    versions: list[Version] = []
     for index, entry in enumerate(value):
         where = f"history[{index}]"
         if not isinstance(entry, dict):

@@ -16,8 +16,8 @@ from datetime import datetime
 
 from memdesk.engine.cube import from_ts, ts, utcnow
 from memdesk.engine.errors import InvalidInputError, NotFoundError
-from memdesk.engine.vault.database import Database
 from memdesk.engine.text import check_text
+from memdesk.engine.vault.database import Database
 
 RATINGS = (-1, 0, 1)
 _COLUMNS = "f.message_id, f.session_id, f.rating, f.edited_text, f.created_at, f.updated_at"

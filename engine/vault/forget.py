@@ -32,8 +32,8 @@ import apsw
 
 from memdesk.engine.cube import ts, utcnow
 from memdesk.engine.errors import InvalidInputError, NotFoundError
-from memdesk.engine.vault import items as vault
 from memdesk.engine.text import content_hash
+from memdesk.engine.vault import items as vault
 
 _CHUNK = 400
 UNTITLED = "Untitled chat"

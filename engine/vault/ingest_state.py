@@ -1,6 +1,6 @@
 """The SQL of ingestion state (tables from migration m004): one row per file, one per chunk.
 
-Like engine.store.vault, functions take a connection and never commit: the ingestor writes
+Like engine.vault.items, functions take a connection and never commit: the ingestor writes
 a file's state in the same transaction as its memories, so after a crash the state never
 claims a file whose memories were lost (the next scan simply does that file again).
 """
@@ -102,7 +102,8 @@ def memory_rowids(conn: apsw.Connection, memory_ids: Sequence[str]) -> dict[str,
     ids = list(memory_ids)
     for start in range(0, len(ids), 500):
         part = ids[start:start + 500]
-        rows = conn.execute(f"SELECT id, rowid, status, sources FROM memories WHERE id IN ({','.join('?' * len(part))})",
+        rows = conn.execute("SELECT id, rowid, status, sources FROM memories "
+                            f"WHERE id IN ({','.join('?' * len(part))})",
                             part)
         for memory_id, rowid, status, sources in rows:
             out[memory_id] = (rowid, status, json.loads(sources))

@@ -115,6 +115,18 @@ def fetch_many(conn: apsw.Connection, rowids: Sequence[int]) -> dict[int, Memory
     return out
 
 
+def fetch_by_ids(conn: apsw.Connection, ids: Sequence[str]) -> dict[str, MemoryItem]:
+    """The memories with these full ids, by id; ids that no longer exist are left out."""
+    out: dict[str, MemoryItem] = {}
+    wanted = list(dict.fromkeys(ids))
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        for row in conn.execute(SELECT + f" WHERE m.id IN ({','.join('?' * len(chunk))})", chunk):
+            item = row_to_item(row)
+            out[item.id] = item
+    return out
+
+
 def snapshot(conn: apsw.Connection, rowid: int, reason: str) -> MemoryItem:
     """Keep the current state in history before it changes."""
     item = fetch(conn, rowid)

@@ -57,7 +57,7 @@ class KdfParams:
     BOUNDS = {"time_cost": (1, 64), "memory_kib": (8, 4 * 1024 * 1024), "parallelism": (1, 64)}
 
     @classmethod
-    def checked(cls, data: object, where: str) -> "KdfParams":
+    def checked(cls, data: object, where: str) -> KdfParams:
         if not isinstance(data, dict) or set(data) != set(cls.BOUNDS):
             raise CorruptStoreError(f"{where} has unreadable key-derivation settings ({data!r}); "
                                     "restore it from a backup.")
@@ -86,13 +86,13 @@ class KeyInfo:
         return json.dumps({"format": 1, **data}, indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "KeyInfo":
+    def from_json(cls, text: str) -> KeyInfo:
         data = json.loads(text)
         data.pop("format", None)
         kdf = data.pop("kdf", None)
         return cls(**data, kdf=KdfParams(**kdf) if kdf else None)
 
-    def validate(self, where: str) -> "KeyInfo":
+    def validate(self, where: str) -> KeyInfo:
         """Check every field before any of it is used; returns self with bounded KDF settings."""
         def hex_field(value: object, low: int, high: int) -> bool:
             try:
@@ -241,6 +241,7 @@ class KeyManager:
 
     def load(self) -> bytes:
         info = self.info().validate(f"The key file {self.sidecar}")
+        key: bytes | None
         if info.mode == "keyring":
             key = self._from_keyring(info)
         else:
@@ -363,6 +364,7 @@ class KeyManager:
                 f"This vault is protected by a passphrase. Set {PASSPHRASE_ENV} or run in a terminal.")
         assert info.salt is not None and info.kdf is not None
         salt = bytes.fromhex(info.salt)
+        key: bytes | None
         for secret in (prepare_passphrase(passphrase), _legacy_secret(passphrase)):
             if secret is None:
                 continue

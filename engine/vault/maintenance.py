@@ -117,3 +117,8 @@ def idle_compact(mem) -> CompactReport | None:
     if mode == INCREMENTAL and free < max(8 << 20, size // 10):
         return None
     return compact(mem)
+
+
+def quick_check(conn: apsw.Connection) -> list[str]:
+    """SQLite's quick_check over every page: ["ok"], or what is wrong."""
+    return [row[0] for row in conn.execute("PRAGMA quick_check")]

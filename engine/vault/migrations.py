@@ -3,7 +3,7 @@
 Each `mNNN_*` function runs once, inside its own transaction, and is recorded in
 `migrations`. A migration that has shipped is never edited: fix forward with a new one.
 The vector table is not here: its width depends on the embedding model, so the store
-creates (and re-creates on a model change) it from `engine.store.vectors`.
+creates (and re-creates on a model change) it from `engine.vault.vectors`.
 """
 from __future__ import annotations
 

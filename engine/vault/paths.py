@@ -25,7 +25,7 @@ class ProfilePaths:
     name: str
 
     @classmethod
-    def for_profile(cls, base: Path, profile: str = "default") -> "ProfilePaths":
+    def for_profile(cls, base: Path, profile: str = "default") -> ProfilePaths:
         if not profile or "/" in profile or "\\" in profile or profile.startswith("."):
             from memdesk.engine.errors import InvalidInputError
 

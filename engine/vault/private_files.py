@@ -124,7 +124,7 @@ def try_lock(fd: int) -> bool:
     """Take an exclusive, non-blocking OS lock on an open file; False when another process holds
     it. The OS drops it when the descriptor is closed or the process ends, however it ends."""
     try:
-        if os.name == "nt":
+        if sys.platform == "win32":
             import msvcrt
 
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)

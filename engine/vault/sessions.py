@@ -1,6 +1,7 @@
 """Chat sessions and their messages, persisted in the encrypted vault."""
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -58,12 +59,14 @@ class Sessions:
 
     def list(self) -> list[Session]:
         with self.db.read() as conn:
-            rows = conn.execute("SELECT id, title, created_at, updated_at FROM sessions ORDER BY updated_at DESC").fetchall()
+            rows = conn.execute("SELECT id, title, created_at, updated_at FROM sessions "
+                                "ORDER BY updated_at DESC").fetchall()
         return [Session(r[0], r[1], from_ts(r[2]), from_ts(r[3])) for r in rows]
 
     def rename(self, session_id: str, title: str) -> None:
         with self.db.write() as conn:
-            conn.execute("UPDATE sessions SET title = ?, updated_at = ? WHERE id = ?", (title, ts(utcnow()), session_id))
+            conn.execute("UPDATE sessions SET title = ?, updated_at = ? WHERE id = ?",
+                         (title, ts(utcnow()), session_id))
             if not conn.changes():
                 raise NotFoundError(f"No chat session {session_id!r}.")
 
@@ -72,12 +75,13 @@ class Sessions:
         with self.db.write() as conn:
             conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
-    def messages(self, session_id: str, limit: int | None = None) -> list[Message]:
+    def messages(self, session_id: str, limit: int | None = None) -> builtins.list[Message]:
         """Oldest first; with `limit`, the most recent `limit` messages."""
         with self.db.read() as conn:
             rows = conn.execute(
                 "SELECT id, session_id, seq, role, content, created_at, memory_ids, model, stats FROM messages "
-                "WHERE session_id = ? ORDER BY seq DESC LIMIT ?", (session_id, -1 if limit is None else limit)).fetchall()
+                "WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
+                (session_id, -1 if limit is None else limit)).fetchall()
         return [_message(r) for r in reversed(rows)]
 
     def append(self, session_id: str, role: str, content: str, *, when: datetime | None = None,

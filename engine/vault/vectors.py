@@ -111,3 +111,8 @@ def vectors_of(conn: apsw.Connection, rowids: list[int]) -> dict[int, np.ndarray
         for rowid, blob in conn.execute(sql, chunk):
             out[rowid] = np.frombuffer(blob, dtype=np.float32)
     return out
+
+
+def mark_other_models_pending(conn: apsw.Connection, fingerprint: str) -> None:
+    """Rows embedded by another model are pending again (the indexer re-embeds them)."""
+    conn.execute("UPDATE memories SET embed_fp = NULL WHERE embed_fp IS NOT NULL AND embed_fp != ?", (fingerprint,))

@@ -15,9 +15,9 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from memdesk.app.chat_controller import EXERCISE_TEXT, ChatController, describe_scheduler  # noqa: E402
 from memdesk.engine.chat.turn import ChatConfig  # noqa: E402
-from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
 from memdesk.engine.llm.fake import FakeModel  # noqa: E402
 from memdesk.engine.scheduler.memscheduler import MemScheduler  # noqa: E402
+from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
 from memdesk.engine.vault.sessions import Sessions  # noqa: E402
 from memdesk.ui.chat_window import MainWindow  # noqa: E402
 

@@ -14,13 +14,13 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from memdesk.app.chat_controller import ChatController, wire_endpoint_fields  # noqa: E402
 from memdesk.engine.chat.turn import ChatConfig  # noqa: E402
-from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
 from memdesk.engine.llm.endpoint import IN_PROCESS_ONLY, EndpointConfig  # noqa: E402
 from memdesk.engine.scheduler.memscheduler import MemScheduler  # noqa: E402
+from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
 from memdesk.engine.vault.sessions import Sessions  # noqa: E402
-from tests.llm_server import StallingServer, free_port  # noqa: E402
 from memdesk.ui.chat_window import MainWindow  # noqa: E402
 from memdesk.ui.settings import AppSettings, SettingsDialog, SettingsInfo  # noqa: E402
+from tests.llm_server import StallingServer, free_port  # noqa: E402
 
 pytestmark = pytest.mark.slow
 QUICK = ChatConfig(max_reply_tokens=24, extract=False)

@@ -23,11 +23,11 @@ from memdesk.app import gui  # noqa: E402
 from memdesk.app.gui_gc import GuiGarbageCollector  # noqa: E402
 from memdesk.app.single_instance import SingleInstance  # noqa: E402
 from memdesk.engine.api import Memory  # noqa: E402
-from memdesk.engine.vault.paths import ProfilePaths  # noqa: E402
 from memdesk.engine.vault.database import VaultClosed  # noqa: E402
-from tests.conftest import FAST_KDF, PASSPHRASE  # noqa: E402
+from memdesk.engine.vault.paths import ProfilePaths  # noqa: E402
 from memdesk.ui.tasks import TaskRunner  # noqa: E402
 from memdesk.ui.unlock import UnlockDialog  # noqa: E402
+from tests.conftest import FAST_KDF, PASSPHRASE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

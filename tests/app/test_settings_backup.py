@@ -18,8 +18,8 @@ from memdesk.engine.api import Memory  # noqa: E402
 from memdesk.engine.vault.backup import create_backup, read_header, restore_backup  # noqa: E402
 from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 from memdesk.engine.vault.maintenance import INCREMENTAL  # noqa: E402
-from tests.conftest import FAST_KDF, PASSPHRASE  # noqa: E402
 from memdesk.ui import settings_backup  # noqa: E402
+from tests.conftest import FAST_KDF, PASSPHRASE  # noqa: E402
 
 WAIT = 30000
 SECRET = "backup passphrase 42"

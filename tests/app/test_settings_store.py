@@ -8,8 +8,13 @@ import os
 import pytest
 
 from memdesk.app import settings_store
-from memdesk.app.settings_store import (SETTINGS_FILE, SettingsStore, describe_key_storage, effective_data_dir,
-                                validate_model_path)
+from memdesk.app.settings_store import (
+    SETTINGS_FILE,
+    SettingsStore,
+    describe_key_storage,
+    effective_data_dir,
+    validate_model_path,
+)
 from memdesk.engine.errors import MemDeskError, StorageFullError
 from memdesk.engine.vault.keys import KeyInfo
 from memdesk.engine.vault.paths import ProfilePaths

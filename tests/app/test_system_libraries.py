@@ -30,7 +30,7 @@ def test_the_app_says_so_instead_of_qts_abort(tmp_path):
     """A launch where the libraries cannot be found (an empty library path, a made-up lookup) exits
     2 with the message, before Qt is touched."""
     code = ("import sys, ctypes.util; ctypes.util.find_library = lambda name: None; "
-            "from app.cli import main; sys.exit(main(['gui', '--data-dir', sys.argv[1]]))")
+            "from memdesk.app.cli import main; sys.exit(main(['gui', '--data-dir', sys.argv[1]]))")
     env = {"PATH": "/usr/bin:/bin", "DISPLAY": ":99", "QT_QPA_PLATFORM": "xcb", "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "data")], cwd=ROOT, env=env,

@@ -5,6 +5,8 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install; this guards partial set-ups")
 
+from datetime import UTC
+
 from memdesk.engine.activation.states import ActivationCache  # noqa: E402
 from memdesk.engine.errors import ModelError  # noqa: E402
 from memdesk.engine.llm.base import ChatTurn, GenerationConfig  # noqa: E402
@@ -145,7 +147,7 @@ def test_chat_restores_the_memory_prefix_and_replies_exactly_as_from_scratch(mem
 
 
 def test_next_scene_prefers_habits_of_this_time_of_day(kw_mem):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from memdesk.engine.chat.turn import Chat
     from memdesk.engine.llm.fake import FakeModel
@@ -164,7 +166,7 @@ def test_next_scene_prefers_habits_of_this_time_of_day(kw_mem):
     with kw_mem.db.write() as conn:
         for memory_id, when in ((commute, morning), (recipes, evening)):
             conn.execute("UPDATE memories SET last_used_at = ? WHERE id = ?",
-                         (when.astimezone(timezone.utc).timestamp(), memory_id))
+                         (when.astimezone(UTC).timestamp(), memory_id))
     chat = Chat(kw_mem, FakeModel())
     assert [m.id for m in habitual(chat, morning + timedelta(days=1))] == [commute, recipes]
     assert [m.id for m in habitual(chat, evening + timedelta(days=1))] == [recipes, commute]
@@ -173,8 +175,8 @@ def test_next_scene_prefers_habits_of_this_time_of_day(kw_mem):
 def test_the_memory_added_trigger_rebuilds_prefixes_for_standing_memories_only(kw_mem):
     from memdesk.engine.chat.turn import Chat, ChatConfig
     from memdesk.engine.llm.fake import FakeModel
-    from memdesk.engine.scheduler.next_scene import Preparer
     from memdesk.engine.scheduler.memscheduler import MemScheduler
+    from memdesk.engine.scheduler.next_scene import Preparer
 
     model = FakeModel()
     model.enqueue("Hello.")

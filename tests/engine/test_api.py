@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from memdesk.engine.errors import InvalidInputError, NotFoundError
 from memdesk.engine.text import MAX_MEMORY_BYTES
 from tests.conftest import FAST_KDF
 
-UTC = timezone.utc
+UTC = UTC
 INDEX_TIMEOUT = 120
 
 
@@ -409,3 +409,14 @@ def test_feedback_search_reaches_what_resembles_the_best_results(mem):
     assert any("feedback" in h.signals for h in fed) and not any("feedback" in h.signals for h in plain)
     assert all(0.15 <= h.signals["feedback"] <= 1.0 for h in fed if "feedback" in h.signals)
     assert fed[0].item.memory.startswith("Melanie")
+
+
+def test_get_many_reads_several_memories_at_once_and_leaves_out_purged_ones(kw_mem):
+    first = kw_mem.add("The user's sister Ana lives in Porto.").id
+    second = kw_mem.add("The user runs on Sundays.").id
+    gone = kw_mem.add("A note that will be purged.").id
+    kw_mem.purge(gone)
+    found = kw_mem.get_many([second, first, gone, first])
+    assert set(found) == {first, second}
+    assert found[first].memory == "The user's sister Ana lives in Porto." and found[second] == kw_mem.get(second)
+    assert kw_mem.get_many([]) == {}

@@ -6,7 +6,7 @@ import json
 import shutil
 import struct
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import keyring
@@ -15,13 +15,13 @@ import pytest
 
 from memdesk.engine.activation.states import ActivationCache
 from memdesk.engine.api import Memory
-from memdesk.engine.vault.backup import MAGIC, create_backup, read_header, restore_backup
 from memdesk.engine.cube import ChatMessage
 from memdesk.engine.errors import CorruptStoreError, InvalidInputError, KeyUnavailableError, WrongKeyError
-from memdesk.engine.vault.feedback import Feedback
-from memdesk.engine.vault.keys import change_key_storage
 from memdesk.engine.parametric.registry import AdapterRegistry
 from memdesk.engine.parametric.types import Dataset, SftExample
+from memdesk.engine.vault.backup import MAGIC, create_backup, read_header, restore_backup
+from memdesk.engine.vault.feedback import Feedback
+from memdesk.engine.vault.keys import change_key_storage
 from memdesk.engine.vault.paths import ProfilePaths
 from memdesk.engine.vault.sessions import Sessions
 from tests.conftest import FAST_KDF, PASSPHRASE
@@ -36,7 +36,7 @@ def open_kw(folder: Path, **kwargs) -> Memory:
 
 def store_dataset(mem: Memory, dataset: Dataset) -> str:
     """What engine.parametric.dataset.save_dataset writes (that module cannot be imported while
-    engine.chat is being reworked)."""
+    engine.chat.turn is being reworked)."""
     with mem.db.write() as conn:
         conn.execute("INSERT INTO adapter_datasets(snapshot, created_at, sft, dpo, data) VALUES (?, 0, ?, ?, ?)",
                      (dataset.snapshot, len(dataset.sft), len(dataset.dpo), dataset.to_json()))
@@ -49,7 +49,7 @@ def populate(mem: Memory, tmp_path: Path, model=None) -> str:
     marker = uuid.uuid4().hex
     first = mem.add(f"my bike lock code is {marker}", tags=["bike", "codes"], key="bike lock", pinned=True).id
     mem.update(first, memory=f"my bike lock code is {marker} (changed)")
-    mem.add_messages([ChatMessage("Ana", "I moved to Porto in March", datetime(2024, 4, 1, tzinfo=timezone.utc)),
+    mem.add_messages([ChatMessage("Ana", "I moved to Porto in March", datetime(2024, 4, 1, tzinfo=UTC)),
                       ChatMessage("Assistant", "Noted: Porto.", role="assistant")])
     sessions = Sessions(mem.db)
     session = sessions.create("backup test")

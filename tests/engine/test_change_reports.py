@@ -3,23 +3,23 @@ wrote, once it is committed (engine/vault/changes.py). Before, only the widgets'
 the other views: extraction, the chat turn, the nightly job and ingestion never did."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from memdesk.engine import curation
-from memdesk.engine.vault.changes import Changes
 from memdesk.engine.chat.turn import Chat, ChatConfig
 from memdesk.engine.cube import ChatMessage, Filters, MemoryType, Relation
 from memdesk.engine.errors import InvalidInputError, StaleVersionError
-from memdesk.engine.vault.forget import forget_memory
 from memdesk.engine.ingestion.folders import Ingestor
-from memdesk.engine.scheduler.queue import JobQueue
 from memdesk.engine.llm.fake import FakeModel
 from memdesk.engine.parametric.registry import AdapterRegistry
 from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+from memdesk.engine.scheduler.queue import JobQueue
+from memdesk.engine.vault.changes import Changes
+from memdesk.engine.vault.forget import forget_memory
 
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -1,18 +1,18 @@
 """The chat turn on the scripted FakeModel: retrieval, budget, storage, extraction jobs."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from memdesk.engine.chat.turn import Chat, ChatConfig
 from memdesk.engine.cube import MemoryType
 from memdesk.engine.errors import ModelError
-from memdesk.engine.scheduler.queue import JobQueue
 from memdesk.engine.llm.fake import FakeModel
 from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+from memdesk.engine.scheduler.queue import JobQueue
 
-NOW = datetime(2024, 6, 19, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2024, 6, 19, 10, 0, tzinfo=UTC)
 
 
 def make_chat(mem, n_ctx=2048, **config) -> tuple[Chat, FakeModel, JobQueue]:

@@ -5,23 +5,23 @@ does when no larger model is loaded); the question is asked in a new session.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install; this guards partial set-ups")
 
-from memdesk.engine.chat.turn import Chat, ChatConfig  # noqa: E402
 from memdesk.engine.chat.context import COMPACT, choose_profile  # noqa: E402
+from memdesk.engine.chat.notes import is_assistant_turn  # noqa: E402
+from memdesk.engine.chat.turn import Chat, ChatConfig  # noqa: E402
 from memdesk.engine.cube import Filters, MemoryType  # noqa: E402
 from memdesk.engine.curation import Resolution, conflicts, resolve  # noqa: E402
 from memdesk.engine.errors import ModelError  # noqa: E402
-from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
 from memdesk.engine.llm.base import turn_markers  # noqa: E402
-from memdesk.engine.chat.notes import is_assistant_turn  # noqa: E402
 from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader  # noqa: E402
+from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
 
-T0 = datetime(2026, 9, 1, 18, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 9, 1, 18, 0, tzinfo=UTC)
 
 
 @pytest.fixture

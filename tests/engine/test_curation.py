@@ -1,6 +1,8 @@
 """Undo/revert and conflict resolution: the engine side of the memory browser."""
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from memdesk.engine.cube import Filters, Relation, Status
@@ -76,9 +78,9 @@ def test_a_merge_without_text_is_refused_and_loses_nothing(kw_mem):
 
 @pytest.mark.parametrize("order", ["updated", "created", "usage", "priority", "event_time"])
 def test_keyset_pages_walk_every_memory_once_in_order(kw_mem, order):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
     for i in range(57):
         kw_mem.add(f"note number {i}", pinned=i % 7 == 0, priority=i % 3,
                    event_time=start + timedelta(days=i % 5))  # many equal keys: the rowid tie-break matters
@@ -96,8 +98,8 @@ def test_keyset_pages_walk_every_memory_once_in_order(kw_mem, order):
 
 def test_listing_walks_the_order_index_not_a_sort(kw_mem):
     from memdesk.engine.cube import Filters as F
-    from memdesk.engine.search.retrieval import sql_filters
     from memdesk.engine.vault import items as vault
+    from memdesk.engine.vault.search_rows import sql_filters
 
     where, args = sql_filters(F(), None, None, listing=True)
     for order, keys in vault.LIST_ORDERS.items():

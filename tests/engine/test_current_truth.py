@@ -1,18 +1,18 @@
 """Current truth: notes in the person the model answers in, corrections and updates that supersede."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+from memdesk.engine.chat.notes import first_to_second, is_question_only, note_text, statements, third_to_second
 from memdesk.engine.chat.turn import Chat, ChatConfig
 from memdesk.engine.cube import ChatMessage, Filters, MemoryType, Relation, Status
 from memdesk.engine.curation import Resolution, conflicts, resolve
-from memdesk.engine.scheduler.queue import JobQueue
 from memdesk.engine.llm.fake import FakeModel
-from memdesk.engine.chat.notes import first_to_second, is_question_only, note_text, statements, third_to_second
 from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
 from memdesk.engine.reader.updates import corrections, holds_all, is_update, same_thing
+from memdesk.engine.scheduler.queue import JobQueue
 
-T0 = datetime(2026, 9, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
 
 
 def test_facts_and_turns_become_second_person_notes():

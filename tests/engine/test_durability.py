@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -93,7 +93,7 @@ def test_sigkill_mid_batch_loses_no_acknowledged_write(data_dir, tmp_path):
 
 def test_batch_with_one_invalid_message_stores_nothing(kw_mem):
     kw_mem.add("already here")
-    t = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    t = datetime(2024, 1, 1, tzinfo=UTC)
     batch = [ChatMessage("Ana", "first turn", t), ChatMessage("Bob", "second turn", t),
              ChatMessage("Ana", "bad \x00 turn", t), ChatMessage("Bob", "fourth turn", t)]
     with pytest.raises(InvalidInputError):
@@ -116,7 +116,7 @@ def test_failure_inside_the_write_transaction_rolls_back_the_batch(kw_mem, monke
         return real_insert(conn, item, digest, embed_text)
 
     monkeypatch.setattr(vault, "insert", failing_insert)
-    t = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    t = datetime(2024, 1, 1, tzinfo=UTC)
     batch = [ChatMessage("Ana", f"turn number {i}", t, f"m{i}", "s") for i in range(5)]
     with pytest.raises(InvalidInputError, match="third row"):
         kw_mem.add_messages(batch)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,7 @@ from memdesk.engine.errors import InvalidInputError
 from memdesk.engine.vault import items as vault
 from tests.conftest import FAST_KDF
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def open_kw(folder: Path) -> Memory:

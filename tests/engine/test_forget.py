@@ -10,11 +10,11 @@ from memdesk.engine.activation.states import ActivationCache
 from memdesk.engine.api import Memory
 from memdesk.engine.cube import ChatMessage, MemoryType, SourceRef
 from memdesk.engine.errors import InvalidInputError, NotFoundError
-from memdesk.engine.vault.feedback import Feedback
-from memdesk.engine.vault.forget import UNTITLED, forget_memory, forget_session
-from memdesk.engine.scheduler.queue import JobQueue
 from memdesk.engine.parametric.registry import AdapterRegistry
 from memdesk.engine.parametric.types import Dataset, SftExample
+from memdesk.engine.scheduler.queue import JobQueue
+from memdesk.engine.vault.feedback import Feedback
+from memdesk.engine.vault.forget import UNTITLED, forget_memory, forget_session
 from memdesk.engine.vault.sessions import Sessions
 from tests.conftest import FAST_KDF
 from tests.engine.test_backup import store_dataset
@@ -50,7 +50,7 @@ def traces(mem: Memory, marker: str) -> list[str]:
 
 
 def chat_about(mem: Memory, marker: str, title_words: int = 8):
-    """A chat the way engine.chat stores one: transcript, raw turns, then an extracted fact."""
+    """A chat the way engine.chat.turn stores one: transcript, raw turns, then an extracted fact."""
     sessions = Sessions(mem.db)
     text = f"My gym locker code is {marker} so remember it please"
     session = sessions.create(" ".join(text.split()[:title_words]) + "…")

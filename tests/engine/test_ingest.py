@@ -15,8 +15,8 @@ from memdesk.app.cli import main as cli_main
 from memdesk.engine.api import Memory
 from memdesk.engine.cube import Filters, MemoryType, Source
 from memdesk.engine.errors import InvalidInputError
-from memdesk.engine.ingestion.folders import Ingestor
 from memdesk.engine.ingestion.chunks import chunk_file, chunk_markdown
+from memdesk.engine.ingestion.folders import Ingestor
 from memdesk.engine.ingestion.watch import FolderWatcher
 from tests.conftest import FAST_KDF
 
@@ -263,7 +263,7 @@ def test_unreadable_file_is_skipped_but_keeps_its_memories_and_is_retried(kw_mem
             raise PermissionError(13, "Permission denied", target)
         return open(path, *args, **kwargs)
 
-    monkeypatch.setattr(engine.ingest, "open", locked_open, raising=False)
+    monkeypatch.setattr(memdesk.engine.ingestion.folders, "open", locked_open, raising=False)
     report = ingestor.scan(notes)
     assert [(s.path, s.reason) for s in report.skipped] == [(target, "cannot read: Permission denied")]
     assert kw_mem.get(grocery).status == "activated"  # a read error is not a deletion

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from memdesk.app.cli import main as cli_main
 from memdesk.engine.api import Memory
-from memdesk.engine.scheduler.queue import LEASE_S, MAX_ATTEMPTS, JobQueue
 from memdesk.engine.scheduler.memscheduler import MemScheduler
+from memdesk.engine.scheduler.queue import LEASE_S, MAX_ATTEMPTS, JobQueue
 from tests.conftest import FAST_KDF, PASSPHRASE
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,16 @@ from memdesk.engine.activation.states import ActivationCache
 from memdesk.engine.chat.turn import Chat, ChatConfig
 from memdesk.engine.errors import EndpointError, EndpointUnavailableError, InvalidInputError
 from memdesk.engine.llm.base import ChatModel, ChatTurn, GenerationConfig, StatefulModel
-from memdesk.engine.llm.endpoint import (ENVELOPE_KEY, EndpointConfig, EndpointModel, Timeouts, _Client, estimate_tokens,
-                                 list_models, normalise_url)
+from memdesk.engine.llm.endpoint import (
+    ENVELOPE_KEY,
+    EndpointConfig,
+    EndpointModel,
+    Timeouts,
+    _Client,
+    estimate_tokens,
+    list_models,
+    normalise_url,
+)
 from memdesk.engine.llm.registry import load_model
 from memdesk.engine.vault.sessions import Sessions
 from tests.llm_server import StallingServer, free_port

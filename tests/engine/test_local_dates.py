@@ -7,7 +7,7 @@ reference to UTC first, and "yesterday" written at 7 pm was stored as today."""
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,7 +19,7 @@ from memdesk.engine.reader.memreader import parse_query
 from memdesk.engine.reader.rules import Utterance, extract
 from memdesk.engine.search.timeparse import find_time_range, local_zone, resolve_event_time
 
-UTC = timezone.utc
+UTC = UTC
 PHOENIX = ZoneInfo("America/Phoenix")
 # Tuesday 1 December 2026, 19:00 in Phoenix = Wednesday 2 December, 02:00 UTC.
 EVENING = datetime(2026, 12, 1, 19, 0, tzinfo=PHOENIX).astimezone(UTC)

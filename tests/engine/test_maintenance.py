@@ -7,8 +7,8 @@ import os
 import pytest
 
 from memdesk.engine.activation.states import ActivationCache
-from memdesk.engine.vault.maintenance import INCREMENTAL, compact, idle_compact, storage_by_part
 from memdesk.engine.vault.forget import checkpoint
+from memdesk.engine.vault.maintenance import INCREMENTAL, compact, idle_compact, storage_by_part
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is part of the install; this guards partial set-ups")
 

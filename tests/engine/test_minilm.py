@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from memdesk.engine.search.embed import Embedder, default_model_path, fingerprint
 from memdesk.engine.errors import ModelError
+from memdesk.engine.search.embed import Embedder, default_model_path, fingerprint
 from memdesk.engine.search.minilm import MiniLM
 
 TEXTS = ["My dog is called Biscuit.", "I'm allergic to peanuts", "Plan my Saturday in Lisbon", "x", "",
@@ -68,3 +68,23 @@ def test_a_model_it_cannot_run_is_refused_clearly(tmp_path):
     (folder / "model.safetensors").unlink()
     with pytest.raises(ModelError, match="safetensors"):
         Embedder(folder).encode(["x"])
+
+
+def test_the_weights_load_only_when_something_is_embedded(data_dir):
+    """The vector table needs the width at start; the 42 MB of weights wait for the first text."""
+    from memdesk.engine.api import Memory
+    from memdesk.engine.vault.keys import KdfParams
+
+    embedder = Embedder()
+    assert embedder.dim == 384 and embedder._model is None
+    mem = Memory.open(data_dir, passphrase=lambda confirm: "a passphrase", embedder=embedder, background=False,
+                      kdf=KdfParams(time_cost=1, memory_kib=8 * 1024, parallelism=1))
+    try:
+        assert mem.indexer.run_once() == 0  # nothing pending: prepared without the weights
+        assert embedder._model is None
+        mem.add("My sister Ana lives in Porto.")
+        assert mem.indexer.run_once() == 1
+        assert embedder._model is not None and embedder.dim == 384
+        assert mem.search("where does Ana live?", k=1)[0].item.memory == "My sister Ana lives in Porto."
+    finally:
+        mem.close()

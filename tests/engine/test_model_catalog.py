@@ -10,8 +10,17 @@ import pytest
 
 from memdesk.engine.errors import InvalidInputError, NotFoundError
 from memdesk.engine.llm.catalog import GB, GGUF, MLX, load_catalog, load_catalog_file, parse_catalog
-from memdesk.engine.llm.hardware import (FITS_WELL, SLOW, WILL_NOT_FIT, Gpu, Hardware, assess, detect_hardware,
-                                 parse_nvidia_smi, recommend)
+from memdesk.engine.llm.hardware import (
+    FITS_WELL,
+    SLOW,
+    WILL_NOT_FIT,
+    Gpu,
+    Hardware,
+    assess,
+    detect_hardware,
+    parse_nvidia_smi,
+    recommend,
+)
 
 RAW = json.loads(files("memdesk.resources").joinpath("models/catalog.json").read_text(encoding="utf-8"))
 

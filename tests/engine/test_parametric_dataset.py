@@ -5,7 +5,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,17 +13,29 @@ import pytest
 from memdesk.engine.api import Memory
 from memdesk.engine.cube import MemoryType
 from memdesk.engine.errors import InvalidInputError, NotFoundError, Preempted
-from memdesk.engine.vault.feedback import Feedback
 from memdesk.engine.llm.fake import FakeModel
-from memdesk.engine.parametric.dataset import (DatasetPlan, PreferenceSpec, assemble, build_dataset, complete, distill,
-                                       generic_prompts, is_instruction, latest_dataset, list_datasets,
-                                       load_dataset, prompts_for, save_dataset)
+from memdesk.engine.parametric.dataset import (
+    DatasetPlan,
+    PreferenceSpec,
+    assemble,
+    build_dataset,
+    complete,
+    distill,
+    generic_prompts,
+    is_instruction,
+    latest_dataset,
+    list_datasets,
+    load_dataset,
+    prompts_for,
+    save_dataset,
+)
 from memdesk.engine.parametric.types import Dataset, SftExample
+from memdesk.engine.vault.feedback import Feedback
 from memdesk.engine.vault.sessions import Sessions
 from tests.conftest import FAST_KDF
 
 ROOT = Path(__file__).resolve().parents[2]
-T0 = datetime(2025, 3, 14, 9, 30, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
 MARKER = "Quokka-marker-5521 is the word I wanted"
 
 
@@ -153,7 +165,7 @@ def test_preferences_and_pinned_instructions_become_specs(kw_mem):
     gone = kw_mem.add("Likes long essays", memory_type=MemoryType.PREFERENCE).id
     kw_mem.archive(gone)
     kw_mem.add("Wants answers in French this week", memory_type=MemoryType.PREFERENCE,
-               expires=datetime.now(timezone.utc) - timedelta(days=1))
+               expires=datetime.now(UTC) - timedelta(days=1))
     plan = build_dataset(kw_mem)
     assert [s.memory_id for s in plan.specs] == sorted([cheers, short])
     assert {s.text for s in plan.specs} == {"Always sign off with 'Cheers'", "Prefers short answers"}
@@ -223,7 +235,7 @@ def test_saved_dataset_round_trips_and_stays_encrypted(kw_mem, data_dir):
         load_dataset(kw_mem, "xyz")
     # The examples are inside the encrypted vault: no file in the data folder holds them in plaintext.
     kw_mem.db.close()
-    needle = "Quokka-marker-5521".encode()
+    needle = b"Quokka-marker-5521"
     files = [p for p in data_dir.rglob("*") if p.is_file()]
     assert files and not [p for p in files if needle in p.read_bytes()]
 

@@ -8,12 +8,12 @@ import pytest
 
 pytest.importorskip("peft")
 
-from memdesk.engine.vault.feedback import Feedback  # noqa: E402
 from memdesk.engine.llm.registry import embedded_model_path  # noqa: E402
 from memdesk.engine.parametric.loading import base_fingerprint, load_chat_model  # noqa: E402
 from memdesk.engine.parametric.nightly import AdapterJob, NightlyConfig  # noqa: E402
 from memdesk.engine.parametric.registry import AdapterRegistry  # noqa: E402
 from memdesk.engine.parametric.types import TrainConfig  # noqa: E402
+from memdesk.engine.vault.feedback import Feedback  # noqa: E402
 from memdesk.engine.vault.sessions import Sessions  # noqa: E402
 
 pytestmark = pytest.mark.slow

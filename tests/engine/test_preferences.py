@@ -1,19 +1,19 @@
 """Preference memory: preferences however they are said, and found for requests that never name them."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from memdesk.engine.chat.turn import Chat, ChatConfig
 from memdesk.engine.cube import ChatMessage, Filters, MemoryType
-from memdesk.engine.scheduler.queue import JobQueue
 from memdesk.engine.llm.fake import FakeModel
 from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
 from memdesk.engine.reader.preferences import preferences, style_of
 from memdesk.engine.reader.rules import Utterance
+from memdesk.engine.scheduler.queue import JobQueue
 
-WHEN = datetime(2026, 5, 1, tzinfo=timezone.utc)
+WHEN = datetime(2026, 5, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("said, style", [

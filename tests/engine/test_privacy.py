@@ -15,8 +15,8 @@ from memdesk.engine.api import Memory
 from memdesk.engine.parametric.registry import AdapterRegistry
 from memdesk.engine.vault.paths import ProfilePaths
 from memdesk.engine.vault.scratch import private_scratch, ram_folder, sweep_leftovers
-from tests.conftest import FAST_KDF
 from memdesk.ui.settings_model import AppSettings
+from tests.conftest import FAST_KDF
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,9 +83,9 @@ def test_leftovers_of_a_dead_process_are_swept_at_start_up(tmp_path):
 
 def test_the_command_line_turns_core_dumps_off():
     code = ("import resource, sys\n"
-            "from app.cli import main\n"
+            "from memdesk.app.cli import main\n"
             "main(['--help'])\n"
-            "from engine.hardening import is_dumpable\n"
+            "from memdesk.engine.vault.hardening import is_dumpable\n"
             "print(resource.getrlimit(resource.RLIMIT_CORE), is_dumpable())\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -4,16 +4,23 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from memdesk.engine.cube import ChatMessage, MemoryType, Relation
 from memdesk.engine.errors import InvalidInputError
-from memdesk.engine.scheduler.queue import LEASE_S, JobQueue
 from memdesk.engine.llm.fake import FakeModel
-from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader, extraction_payload, llm_extract, parse_query, utterances_of
+from memdesk.engine.reader.memreader import (
+    EXTRACT_JOB,
+    MemReader,
+    extraction_payload,
+    llm_extract,
+    parse_query,
+    utterances_of,
+)
 from memdesk.engine.reader.rules import Utterance
+from memdesk.engine.scheduler.queue import LEASE_S, JobQueue
 
-WHEN = datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc)
+WHEN = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
 
 
 def turn(mem, text, speaker="Sam", role="user", when=WHEN):
@@ -21,8 +28,8 @@ def turn(mem, text, speaker="Sam", role="user", when=WHEN):
 
 
 def test_parse_query_finds_time_topics_and_preference_intent():
-    intent = parse_query("what kind of answers do I prefer since last May?", datetime(2024, 6, 1, tzinfo=timezone.utc))
-    assert intent.window is not None and intent.window.start == datetime(2024, 5, 1, tzinfo=timezone.utc)
+    intent = parse_query("what kind of answers do I prefer since last May?", datetime(2024, 6, 1, tzinfo=UTC))
+    assert intent.window is not None and intent.window.start == datetime(2024, 5, 1, tzinfo=UTC)
     assert intent.topics == ("answers", "prefer") and intent.memory_types == ("PreferenceMemory",)
     assert parse_query("where is Lisbon").memory_types == ()
 

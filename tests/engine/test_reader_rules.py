@@ -1,15 +1,15 @@
-"""Tests for engine.reader_rules: rule-based extraction of memories from chat turns."""
+"""Tests for engine.reader.rules: rule-based extraction of memories from chat turns."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
 from memdesk.engine.cube import MemoryType
 from memdesk.engine.reader.rules import Extracted, Utterance, extract
 
-UTC = timezone.utc
+UTC = UTC
 # Monday 2023-05-08 13:56 UTC, LoCoMo's first session.
 REF = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
 

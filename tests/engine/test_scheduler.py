@@ -7,8 +7,8 @@ import time
 import pytest
 
 from memdesk.engine.errors import InvalidInputError, Preempted
-from memdesk.engine.scheduler.queue import JobQueue
 from memdesk.engine.scheduler.memscheduler import MemScheduler
+from memdesk.engine.scheduler.queue import JobQueue
 
 
 def recorder(log, name):

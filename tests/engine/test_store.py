@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import keyring
@@ -18,8 +18,8 @@ from memdesk.engine.api import Memory
 from memdesk.engine.cube import ChatMessage, Filters
 from memdesk.engine.errors import CorruptStoreError, KeyUnavailableError, MemDeskError, WrongKeyError
 from memdesk.engine.vault.keys import KdfParams
-from memdesk.engine.vault.paths import ProfilePaths
 from memdesk.engine.vault.migrations import MIGRATIONS
+from memdesk.engine.vault.paths import ProfilePaths
 from tests.conftest import FAST_KDF, PASSPHRASE
 
 
@@ -344,15 +344,15 @@ def test_no_plaintext_on_disk_while_open_and_after_close(kw_mem, data_dir):
                              tags=[f"t{m['tag']}"], info={"note": m["info"]}, scope=f"s{m['scope']}").id
     chat = kw_mem.add_messages([
         ChatMessage("Ana", f"the wifi password is {m['msg_text']}", message_id=f"mid-{m['msg_id']}",
-                    session_id=m["session"], timestamp=datetime(2024, 5, 1, 10, tzinfo=timezone.utc)),
+                    session_id=m["session"], timestamp=datetime(2024, 5, 1, 10, tzinfo=UTC)),
         ChatMessage(f"Bob{m['speaker']}", "noted, thanks", session_id=m["session"],
-                    timestamp=datetime(2024, 5, 1, 10, 1, tzinfo=timezone.utc)),
+                    timestamp=datetime(2024, 5, 1, 10, 1, tzinfo=UTC)),
     ])
     ids["old"] = kw_mem.add(f"first draft {m['old_text']}").id
     kw_mem.update(ids["old"], memory=f"second draft {m['new_text']}")
     ids["archived"] = kw_mem.add(f"archived fact {m['archived']}").id
     kw_mem.archive(ids["archived"])
-    kw_mem.add("filler " * 50, expires=datetime.now(timezone.utc) + timedelta(days=1))
+    kw_mem.add("filler " * 50, expires=datetime.now(UTC) + timedelta(days=1))
     for marker in m.values():
         kw_mem.search(f"what about {marker}", include_inactive=True)
 

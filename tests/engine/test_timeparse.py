@@ -1,14 +1,14 @@
-"""Tests for engine.timeparse: English time expressions -> [start, end) windows."""
+"""Tests for engine.search.timeparse: English time expressions -> [start, end) windows."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from memdesk.engine.search.timeparse import TimeRange, find_time_range, resolve_event_time
 
-UTC = timezone.utc
+UTC = UTC
 # Monday 2023-05-08 13:56 UTC, the reference used throughout unless a test says otherwise.
 REF = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
 

@@ -12,7 +12,6 @@ import configparser
 import os
 import shutil
 import subprocess
-import sys
 import tomllib
 from pathlib import Path
 

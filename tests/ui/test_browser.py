@@ -1,7 +1,7 @@
 """The memory browser: search, filters, lazy paging, editing with history and undo, curation."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -111,9 +111,9 @@ def test_filters_change_rows_and_count(kw_mem, open_browser, settle):
     assert window.model.filters == Filters(tags=("food",))
     assert len(texts(window)) == 3 and window.count_label.text() == "3 memories"
     # The timeline narrows by event time.
-    kw_mem.add("Moved to Porto", event_time=datetime(2021, 3, 5, tzinfo=timezone.utc))
+    kw_mem.add("Moved to Porto", event_time=datetime(2021, 3, 5, tzinfo=UTC))
     window.filter_bar.clear()
-    window.set_time_range(datetime(2021, 3, 1, tzinfo=timezone.utc), datetime(2021, 4, 1, tzinfo=timezone.utc))
+    window.set_time_range(datetime(2021, 3, 1, tzinfo=UTC), datetime(2021, 4, 1, tzinfo=UTC))
     settle()
     assert texts(window) == ["Moved to Porto"] and window.count_label.text() == "1 memory"
 
@@ -274,7 +274,7 @@ def test_bulk_pin_and_tag_three_rows(kw_mem, open_browser, qtbot, settle):
 
 
 def test_provenance_opens_the_chat_turn_or_file(kw_mem, open_browser, qtbot, settle):
-    when = datetime(2024, 5, 1, 9, 30, tzinfo=timezone.utc)
+    when = datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
     chat_id = kw_mem.add_messages([ChatMessage("Ana", "I adopted a cat called Miso", when, "msg-1", "sess-42")])[0].id
     file_id = kw_mem.add("Meeting notes: budget approved", source="file",
                          sources=[SourceRef(type="file", doc_path="/notes/work.md", start_line=12, end_line=18)]).id

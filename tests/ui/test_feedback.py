@@ -9,10 +9,10 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from memdesk.app.chat_controller import ChatController  # noqa: E402
 from memdesk.engine.chat.turn import ChatConfig  # noqa: E402
-from memdesk.engine.vault.feedback import Feedback  # noqa: E402
-from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
 from memdesk.engine.llm.fake import FakeModel  # noqa: E402
 from memdesk.engine.scheduler.memscheduler import MemScheduler  # noqa: E402
+from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
+from memdesk.engine.vault.feedback import Feedback  # noqa: E402
 from memdesk.engine.vault.sessions import Sessions  # noqa: E402
 from memdesk.ui.chat_window import MainWindow  # noqa: E402
 from memdesk.ui.transcript import EDITED_NOTE, EditReplyDialog  # noqa: E402

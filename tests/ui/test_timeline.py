@@ -1,7 +1,7 @@
 """The timeline view: memories placed by date in lanes, zoom/pan/select, crowded lanes as bars."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -15,7 +15,7 @@ from memdesk.engine.cube import ChatMessage, MemoryType  # noqa: E402
 from memdesk.ui.timeline import EMPTY_TEXT, TimelineView, image_has_colour  # noqa: E402
 from memdesk.ui.timeline_data import lane_colour, ticks  # noqa: E402
 
-UTC = timezone.utc
+UTC = UTC
 TYPES = (MemoryType.USER, MemoryType.PREFERENCE, MemoryType.LONG_TERM)
 
 
