@@ -89,7 +89,10 @@ def run(turns: int, max_tokens: int, workdir: Path) -> dict:
         t0 = time.perf_counter()
         model = load_model(n_ctx=4096)
         load_s = time.perf_counter() - t0
-        chat = Chat(mem, model, ChatConfig(max_reply_tokens=max_tokens, memory_k=10, extract=False))
+        # The model writes every reply: quoting memory (the compact profile's personal answers)
+        # would leave no prefill or generation to measure.
+        chat = Chat(mem, model, ChatConfig(max_reply_tokens=max_tokens, memory_k=10, extract=False,
+                                           answer_from_memory=False, acknowledge_telling=False))
         chat.send("warm up").text()
         ttft, tps, turn_ms, overhead_ms, given, prompt_tokens = [], [], [], [], [], []
         for i in range(turns):

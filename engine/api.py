@@ -357,18 +357,20 @@ class Memory:
     def search(self, query: str, *, k: int = 10, filters: Filters = Filters(), include_inactive: bool = False,
                reference_time: datetime | None = None, params: SearchParams = SearchParams(),
                fresh: bool = False, query_vector: np.ndarray | None = None,
-               keep: Callable[[MemoryItem], bool] | None = None) -> list[SearchHit]:
+               keep: Callable[[MemoryItem], bool] | None = None,
+               query_plan: QueryPlan | None = None) -> list[SearchHit]:
         """Hybrid search. Memories whose vectors are still pending are found by keywords only:
         a search never waits for the embedding backlog (`embedding_progress` says how far it is).
         `fresh=True` first indexes every pending vector; it can take minutes after a big import.
-        `query_vector` (from `embed_query`) saves embedding the same text twice; `keep` drops
-        items from the results without letting them take one of the k places."""
+        `query_vector` (from `embed_query`) and `query_plan` (from `plan`, for this query, filters
+        and reference time) save embedding and parsing the same text twice; `keep` drops items
+        from the results without letting them take one of the k places."""
         query = check_text(query, "query")
         if include_inactive:
             filters = replace(filters, statuses=())
         if fresh:
             self.wait_indexed()
-        query_plan = self.plan(query, filters, reference_time)
+        query_plan = query_plan or self.plan(query, filters, reference_time)
         qvec = query_vector if query_vector is not None else self.embed_query(query)
         with self.db.read() as conn:
             return hybrid_search(conn, query_plan, qvec, k, params, now=reference_time, keep=keep)

@@ -130,7 +130,7 @@ class _Plan:
 
     turns: list[ChatTurn]
     prompt: str
-    prompt_tokens: int
+    prompt_tokens: int  # the prompt's and the reply opening's
     memories: list[MemoryItem]
     preferences: list[MemoryItem]
     history_used: int
@@ -139,6 +139,7 @@ class _Plan:
     max_tokens: int = 256
     stop: tuple[str, ...] = ()
     direct: str = ""  # the reply, answered from memory without the model
+    tokens: list[int] = field(default_factory=list)  # the prompt, tokenized once
 
 
 class Chat:
@@ -164,19 +165,18 @@ class Chat:
         now = to_utc(now) or utcnow()
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
-        session = self.sessions.get(session_id) if session_id else self.sessions.create(_title(text))
-        try:
-            history = self.sessions.messages(session.id, limit=min(self.config.history_turns,
-                                                                   self.profile.history_turns))
-            found = self.recall(text, session.id, now)
-            timings["retrieve_ms"] = (time.perf_counter() - t0) * 1000
-            plan = self._fit(text, now, found, history, session.id)
-        except BaseException:
-            if not session_id:  # a message that cannot be sent leaves no empty session behind
-                self.sessions.delete(session.id)
-            raise
-        # Stored only once the turn can go ahead (a message too long for the model is refused first).
-        user_message = self.sessions.append(session.id, "user", text, when=now)
+        session = self.sessions.get(session_id) if session_id else None
+        history = self.sessions.messages(session.id, limit=min(self.config.history_turns,
+                                                               self.profile.history_turns)) if session else []
+        found = self.recall(text, session.id if session else None, now)
+        timings["retrieve_ms"] = (time.perf_counter() - t0) * 1000
+        plan = self._fit(text, now, found, history, session.id if session else None)
+        # Stored only once the turn can go ahead (a message too long for the model is refused
+        # first): a new chat and its first message in one transaction.
+        with self.mem.transaction():
+            if session is None:
+                session = self.sessions.create(_title(text))
+            user_message = self.sessions.append(session.id, "user", text, when=now)
         result = TurnResult(session_id=session.id, user_message=user_message,
                             memory_ids=tuple(m.id for m in plan.memories),
                             preference_ids=tuple(m.id for m in plan.preferences), prompt=plan.prompt,
@@ -186,7 +186,7 @@ class Chat:
         result.stats.prompt_tokens = plan.prompt_tokens
         if self.activation is not None and self.profile.cacheable_prefix and isinstance(self.model, StatefulModel):
             t0 = time.perf_counter()
-            result.activation = self._activate(plan.turns[0], plan.prompt, plan.prefix_ids)
+            result.activation = self._activate(plan.turns[0], plan.tokens, plan.prefix_ids)
             timings["activation_ms"] = (time.perf_counter() - t0) * 1000
         config = GenerationConfig(max_tokens=plan.max_tokens, temperature=self.config.temperature,
                                   repeat_penalty=self.config.repeat_penalty, stop=plan.stop)
@@ -207,11 +207,12 @@ class Chat:
                       k=self.config.memory_k, preference_k=self.config.preference_k, scope=self.config.scope)
 
     # ------------------------------------------------------------ the prefix
-    def _core(self, session_id: str) -> list[MemoryItem]:
+    def _core(self, session_id: str | None) -> list[MemoryItem]:
         """What the memory prefix holds: pinned memories, then those predicted for this session."""
         core = self.mem.list(Filters(pinned=True, scope=self.config.scope), order="priority", limit=20)
         known = {m.id for m in core}
-        return core + [m for m in self.predicted.get(session_id, []) if m.id not in known]
+        predicted = self.predicted.get(session_id, []) if session_id else []
+        return core + [m for m in predicted if m.id not in known]
 
     def prefix_for(self, session_id: str, now: datetime | None = None) -> tuple[ChatTurn, list[str]]:
         """The memory prefix the next turn of this session will start with (for precomputing)."""
@@ -225,12 +226,12 @@ class Chat:
         return plan.turns[0], plan.prefix_ids
 
     # --------------------------------------------------------------- budget
-    def _fit(self, text: str, now: datetime, found: Recall, history: list[Message], session_id: str,
+    def _fit(self, text: str, now: datetime, found: Recall, history: list[Message], session_id: str | None,
              prefix_only: bool = False) -> _Plan:
-        """Lay the turn out within the context: the reply's tokens are kept free, then the
-        prompt is counted exactly (rendered in the model's chat template and tokenized). Pieces
-        are added by priority (pinned, preferences, memories, the newest conversation first);
-        if the exact count still overflows, the least important piece goes and it is counted again."""
+        """Lay the turn out within the context: the reply's tokens are kept free, and the prompt
+        is counted exactly (rendered in the model's chat template and tokenized), once when
+        everything fits. When it does not, pieces are added by priority (pinned, preferences,
+        memories, the newest conversation first) and the least important goes until it fits."""
         max_tokens = self.config.max_reply_tokens
         if found.brief:
             max_tokens = min(max_tokens, self.config.brief_reply_tokens)
@@ -247,6 +248,25 @@ class Chat:
             plan.direct = f"Got it: {told} I'll remember that."
         budget = self.model.info.n_ctx - plan.max_tokens
         pieces = self._pieces(found, history, session_id)
+        # Everything, counted once: a turn almost always fits.
+        turns, plan_fields = self._layout(text, now, found, pieces, prefix_only)
+        prompt = self.model.render_chat(turns, add_generation_prompt=not prefix_only)
+        tokens = self.model.tokenize(prompt)
+        if len(tokens) > budget:
+            turns, plan_fields, prompt, tokens = self._trim(text, now, found, pieces, budget, plan.max_tokens,
+                                                            prefix_only)
+        plan.turns, plan.prompt, plan.tokens = turns, prompt, tokens
+        plan.prompt_tokens = len(tokens) + (len(self.model.tokenize(plan.reply_prefix)) if plan.reply_prefix else 0)
+        plan.memories, plan.preferences, plan.history_used, plan.prefix_ids = plan_fields
+        if plan.direct:  # what was quoted is what was given
+            plan.memories = [r.item for r in answers if r.item.memory_type != MemoryType.PREFERENCE.value]
+            plan.preferences = [r.item for r in answers if r.item.memory_type == MemoryType.PREFERENCE.value]
+        return plan
+
+    def _trim(self, text: str, now: datetime, found: Recall, pieces: list[_Piece], budget: int, max_tokens: int,
+              prefix_only: bool):
+        """Over budget: pieces by priority while their estimated cost fits, then the least
+        important goes until the exact count fits (a prefix alone is kept as estimated)."""
         count = lambda s: len(self.model.tokenize(s, special=False))  # noqa: E731
         chosen: list[_Piece] = []
         used = count(text) + count(compact_system(ASSISTANT, _today(now), found.brief))
@@ -258,23 +278,17 @@ class Chat:
         while True:
             turns, plan_fields = self._layout(text, now, found, chosen, prefix_only)
             prompt = self.model.render_chat(turns, add_generation_prompt=not prefix_only)
-            n = len(self.model.tokenize(prompt))
-            if n <= budget or prefix_only:
-                break
+            tokens = self.model.tokenize(prompt)
+            if len(tokens) <= budget or prefix_only:
+                return turns, plan_fields, prompt, tokens
             droppable = [p for p in chosen if p.kind != "pinned"] or chosen
             if not droppable:
                 raise ModelError(f"The message is too long for this model's {self.model.info.n_ctx}-token context "
-                                 f"({n} tokens with the reply's {plan.max_tokens}); shorten it or choose a model "
-                                 "with a larger context in Settings.")
+                                 f"({len(tokens)} tokens with the reply's {max_tokens}); shorten it or choose a "
+                                 "model with a larger context in Settings.")
             chosen.remove(min(droppable, key=lambda p: p.rank))
-        plan.turns, plan.prompt, plan.prompt_tokens = turns, prompt, n + len(self.model.tokenize(plan.reply_prefix))
-        plan.memories, plan.preferences, plan.history_used, plan.prefix_ids = plan_fields
-        if plan.direct:  # what was quoted is what was given
-            plan.memories = [r.item for r in answers if r.item.memory_type != MemoryType.PREFERENCE.value]
-            plan.preferences = [r.item for r in answers if r.item.memory_type == MemoryType.PREFERENCE.value]
-        return plan
 
-    def _pieces(self, found: Recall, history: list[Message], session_id: str) -> list[_Piece]:
+    def _pieces(self, found: Recall, history: list[Message], session_id: str | None) -> list[_Piece]:
         """Everything a turn could hold, most important first; `rank` orders what goes first when trimming."""
         user, second = self.config.user_name, self.profile.second_person
         pieces: list[_Piece] = []
@@ -333,10 +347,9 @@ class Chat:
         turns.append(ChatTurn("user", text))
         return turns, (given, prefs, len(history), [p.item.id for p in prefix if p.item is not None])
 
-    def _activate(self, prefix_turn: ChatTurn, prompt: str, memory_ids: list[str]) -> str:
+    def _activate(self, prefix_turn: ChatTurn, tokens: list[int], memory_ids: list[str]) -> str:
         """Restore the KV state of the memory prefix, or compute and keep it. Returns what happened."""
         prefix = self.model.tokenize(self.model.render_chat([prefix_turn], add_generation_prompt=False))
-        tokens = self.model.tokenize(prompt)
         if tokens[: len(prefix)] != prefix:
             return "unaligned"
         activation = self.activation

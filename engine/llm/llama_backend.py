@@ -42,6 +42,7 @@ class LlamaCppModel:
                               adapter=fingerprint_file(lora_path) if lora_path else None,
                               n_params=int(self._llm._model.n_params()), kv_cache=kv_cache)
         self._turn_openers: dict[int, float] | None = None
+        self._last_tokenized: tuple[str, bool, tuple[int, ...]] = ("", True, ())
         # Tokens whose KV state save_state/load_state put in the context on purpose (activation
         # memory); the next prompt may continue from them. Anything else in the context is left
         # over from an earlier generation, and a prompt is never continued from that (stream()).
@@ -73,7 +74,13 @@ class LlamaCppModel:
 
     # -------------------------------------------------------------- tokens
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+        # A chat turn counts its prompt, then streams that same prompt: the second call is free.
+        last = self._last_tokenized  # one read: another thread may tokenize meanwhile
+        if last[0] == text and last[1] == special:
+            return list(last[2])
+        tokens = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+        self._last_tokenized = (text, special, tuple(tokens))
+        return tokens
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return self._llm.detokenize(list(tokens)).decode("utf-8", errors="replace")

@@ -20,7 +20,6 @@ from memdesk.engine.api import Memory
 from memdesk.engine.chat.context import ContextProfile
 from memdesk.engine.chat.notes import is_assistant_turn, is_question_only, spoken_text, statements
 from memdesk.engine.cube import Filters, MemoryItem, MemoryType
-from memdesk.engine.reader.memreader import parse_query
 from memdesk.engine.reader.updates import is_update, same_thing
 from memdesk.engine.text import STOPWORDS, keywords
 
@@ -129,20 +128,21 @@ def usable(item: MemoryItem) -> bool:
 
 def recall(mem: Memory, text: str, *, session_id: str | None, now: datetime, profile: ContextProfile,
            k: int = 10, preference_k: int = 5, scope: str | None = None) -> Recall:
-    intent = parse_query(text, now)
     base = Filters(scope=scope)
+    query_plan = mem.plan(text, base, now)  # the time it names, parsed once for the whole turn
 
     def keep(item: MemoryItem) -> bool:
         return usable(item) and not (session_id and _said_in_session(item, session_id))
 
-    def search(query: str, qvec, filters: Filters, limit: int) -> list[Recalled]:
+    def search(query: str, qvec, filters: Filters, limit: int, planned=None) -> list[Recalled]:
         words = [w for w in keywords(query) if w not in _QUESTION_WORDS]
-        hits = mem.search(query, k=limit, filters=filters, reference_time=now, query_vector=qvec, keep=keep)
+        hits = mem.search(query, k=limit, filters=filters, reference_time=now, query_vector=qvec, keep=keep,
+                          query_plan=planned)
         return [Recalled(h.item, h.score, float(h.signals.get("vector", 0.0)), coverage(words, h.item.memory))
                 for h in hits]
 
     qvec = mem.embed_query(text)
-    found = search(text, qvec, base, k)
+    found = search(text, qvec, base, k, query_plan)
     # Two hops: "my brother" is Callum in one memory, and what Callum does is in another. Ask again
     # with the name, and keep each memory's better reading.
     # Only for whom the question is about: "my sister's husband" asks about the husband, not Marisol.
@@ -162,7 +162,8 @@ def recall(mem: Memory, text: str, *, session_id: str | None, now: datetime, pro
     pref_words = [w for w in keywords(text) if w not in _QUESTION_WORDS]
     prefs = [Recalled(p.item, p.score, p.cosine, coverage(pref_words, p.item.memory))
              for p in mem.search_preferences(text, k=preference_k, scope=scope, query_vector=qvec)]
-    out = Recall(personal_question=personal_question(text), asks_when=bool(intent.window or _ASKS_WHEN.search(text)))
+    out = Recall(personal_question=personal_question(text),
+                 asks_when=bool(query_plan.window or _ASKS_WHEN.search(text)))
     # Standing preferences (in every turn, the full layout's cached prefix) are those the user
     # pinned or ranked; the rest must earn their place by governing the request.
     out.standing = [p for p in mem.list(only_prefs, order="priority", limit=preference_k) if p.pinned or p.priority > 0]
