@@ -10,7 +10,7 @@ whole turn less the model's prefill and generation (what MemDesk adds around the
 
 Then the work one turn does, counted in a second pass over the same questions (a profiler
 hook counts the calls, so that pass is not timed): query embeddings, hybrid searches, time
-expressions parsed, prompt tokenizations by the model, and write transactions committed.
+expressions parsed, tokenizations run by llama.cpp, and write transactions committed.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ QUESTIONS = ("What did Ana and I do in Lisbon?", "When did I last visit Osaka?",
 COUNTED = {("engine/search/embed.py", "encode"): "embeddings",
            ("engine/search/retrieval.py", "search"): "hybrid_searches",
            ("engine/search/timeparse.py", "_parse"): "time_parses",
-           ("engine/llm/llama_backend.py", "tokenize"): "tokenizations"}
+           ("llama_cpp/llama.py", "tokenize"): "tokenizations"}  # llama.cpp's own: real work only
 
 
 class _Counter:
