@@ -55,7 +55,7 @@ fi
 
 step "MemDesk into $VENV"
 # Every build, --skip-venv too: the bundle is analysed from the installed memdesk package.
-"$VENV/bin/python" -m pip install --quiet --no-deps --force-reinstall --no-build-isolation .
+"$VENV/bin/python" -m pip install --quiet --no-deps --force-reinstall .
 rm -rf build/lib build/bdist.*  # setuptools' staging, which would otherwise hold stale copies
 
 step "PyInstaller folder"
