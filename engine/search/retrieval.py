@@ -119,8 +119,8 @@ def search(conn: apsw.Connection, query_plan: QueryPlan, qvec: np.ndarray | None
             lists["time_vector"] = [(r, 1.0 - d) for r, d in _vector(conn, vec, f, n, w_since, w_until)
                                     if 1.0 - d >= params.min_similarity]
         if query_plan.keywords:
-            lists["time_keyword"] = [(r, -s) for r, s in search_rows.keyword_ranked(conn, query_plan.keywords, f, n,
-                                                                  params.bm25_weights, w_since, w_until)]
+            lists["time_keyword"] = [(r, -s) for r, s in search_rows.keyword_ranked(
+                conn, query_plan.keywords, f, n, params.bm25_weights, w_since, w_until)]
     weights = {"vector": params.w_vector, "keyword": params.w_keyword,
                "time_vector": params.w_time * params.w_vector, "time_keyword": params.w_time * params.w_keyword}
     pool: dict[int, _Candidate] = {}
