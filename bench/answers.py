@@ -295,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--facts", type=Path, default=DATA)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--tell-tokens", type=int, default=64, help="reply length while facts are being told")
-    parser.add_argument("--locomo", type=Path, default=Path(__file__).resolve().parents[2] / "shared/bench/locomo10.json")
+    parser.add_argument("--locomo", type=Path,
+                        default=Path(__file__).resolve().parents[2] / "shared/bench/locomo10.json")
     parser.add_argument("--audit", type=Path,
                         default=Path(__file__).resolve().parents[2] / "shared/bench/locomo_audit_errors.json")
     parser.add_argument("--locomo-n", type=int, default=200)
@@ -311,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     known = set(ChatConfig.__dataclass_fields__)
     config = ChatConfig(**{k: v for k, v in {"profile": args.profile}.items() if k in known})
     report: dict = {"model": model.info.name, "model_fingerprint": model.info.fingerprint,
-                    "n_params": getattr(model.info, "n_params", None), "n_ctx": model.info.n_ctx, "profile_setting": args.profile}
+                    "n_params": getattr(model.info, "n_params", None), "n_ctx": model.info.n_ctx,
+                    "profile_setting": args.profile}
     try:
         with tempfile.TemporaryDirectory(prefix="memdesk-answers-") as tmp:
             if args.part in ("facts", "all"):

@@ -60,7 +60,8 @@ def fake_item(rng: random.Random, i: int) -> MemoryItem:
     roll = rng.random()
     status = Status.DELETED if roll < 0.02 else Status.ARCHIVED if roll < 0.07 else Status.ACTIVATED
     memory_type = rng.choice(TYPES)
-    source = {MemoryType.RAW_CHAT: Source.CONVERSATION, MemoryType.RAW_FILE: Source.FILE}.get(memory_type, Source.CAPTURE)
+    source = {MemoryType.RAW_CHAT: Source.CONVERSATION,
+              MemoryType.RAW_FILE: Source.FILE}.get(memory_type, Source.CAPTURE)
     ref = (SourceRef(type="file", doc_path=f"/notes/n{i % 300}.md", start_line=1 + i % 40, end_line=5 + i % 40)
            if source == Source.FILE else SourceRef(type="chat" if source == Source.CONVERSATION else "capture",
                                                     session_id=f"s{i // 20}", chat_time=iso(created)))

@@ -3,7 +3,8 @@
     python -m bench.kv_cache --out bench/results/kv_cache.json
 
 For each cache format (16-bit; 8-bit keys, the default; 8-bit keys and values), and for the
-default format at a micro-batch of 128 instead of the app's 64, in a fresh process on the same model (the embedded one unless --model):
+default format at a micro-batch of 128 instead of the app's 64, in a fresh process on the same
+model (the embedded one unless --model):
 - quality: the mean negative log-likelihood of the next token over --tokens tokens of
   docs/design-notes.md, read one token at a time so every prediction sees the cache, and the
   share of positions where a format ranks first the same token as 16-bit;

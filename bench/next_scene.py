@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                 mem.close()
         memory_rates += rates
         top1_rates += top1
-        per_conversation[sample["sample_id"]] = {"turns": len(rates), "memory_hit_rate": round(statistics.mean(rates), 4),
+        per_conversation[sample["sample_id"]] = {"turns": len(rates),
+                                                 "memory_hit_rate": round(statistics.mean(rates), 4),
                                                  "top1_hit_rate": round(statistics.mean(top1), 4)}
     report = {"memory_hit_rate": round(statistics.mean(memory_rates), 4),
               "top1_hit_rate": round(statistics.mean(top1_rates), 4), "turns": len(memory_rates),

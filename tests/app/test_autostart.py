@@ -116,8 +116,8 @@ def test_the_desktop_entry_parses_and_keeps_awkward_paths_whole(tmp_path):
 
 
 def test_the_module_fallback_names_its_working_folder(tmp_path):
-    entry = read_entry(autostart.write_desktop_entry(Launch(("/usr/bin/python3", "-m", "memdesk", "gui"), cwd="/src/mem"),
-                                                     tmp_path))
+    launch = Launch(("/usr/bin/python3", "-m", "memdesk", "gui"), cwd="/src/mem")
+    entry = read_entry(autostart.write_desktop_entry(launch, tmp_path))
     assert exec_argv(entry["Exec"]) == ["/usr/bin/python3", "-m", "memdesk", "gui"] and entry["Path"] == "/src/mem"
 
 

@@ -55,7 +55,8 @@ def test_a_real_turn_streams_uses_the_memory_and_becomes_a_listed_session(qtbot,
     mem.wait_indexed()
     llama_model.reset()
     scheduler = MemScheduler(JobQueue(mem.db))
-    window, controller = make(qtbot, mem, runner, scheduler, config=ChatConfig(max_reply_tokens=24, extract=False, profile="full"))
+    window, controller = make(qtbot, mem, runner, scheduler,
+                              config=ChatConfig(max_reply_tokens=24, extract=False, profile="full"))
     pieces: list[str] = []
     grew: list[int] = []  # the live bubble's rendered length each time a piece arrived
     show = window.append_reply_text

@@ -50,5 +50,6 @@ def test_views_open_at_a_readable_size(qtbot, desktop):
     conflicts.resize(248, 119)  # what it opened at before
     desktop.window.openConflictsRequested.emit()
     metrics = conflicts.fontMetrics()
-    assert conflicts.width() >= min(metrics.averageCharWidth() * 100, conflicts.screen().availableGeometry().width() * 0.9)
-    assert conflicts.height() >= min(metrics.height() * 30, conflicts.screen().availableGeometry().height() * 0.9) - 1
+    screen = conflicts.screen().availableGeometry()
+    assert conflicts.width() >= min(metrics.averageCharWidth() * 100, screen.width() * 0.9)
+    assert conflicts.height() >= min(metrics.height() * 30, screen.height() * 0.9) - 1

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdot
 
 @pytest.fixture
 def display(monkeypatch):
-    name = ":%d" % (150 + os.getpid() % 100)
+    name = f":{150 + os.getpid() % 100}"
     server = subprocess.Popen(["Xvfb", name, "-screen", "0", "800x600x24", "-nolisten", "tcp"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10

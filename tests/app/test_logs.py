@@ -26,8 +26,8 @@ def test_failures_are_logged_without_the_words_of_any_memory(tmp_path):
             except KeyError as inner:
                 raise InvalidInputError(f"The tag {SECRET[:20]!r}... is too long") from inner
         except InvalidInputError as exc:
-            logging.getLogger("memdesk.engine.scheduler.memscheduler").warning("%s task failed: %s (%d tries)", SECRET, exc, 3,
-                                                          exc_info=True)
+            logging.getLogger("memdesk.engine.scheduler.memscheduler").warning(
+                "%s task failed: %s (%d tries)", SECRET, exc, 3, exc_info=True)
         logging.getLogger("memdesk.engine.ingestion.folders").warning("skipped %s", SECRET)
     finally:
         logging.getLogger().removeHandler(handler)

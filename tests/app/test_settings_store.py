@@ -177,7 +177,8 @@ def test_a_local_server_is_kept_checked_and_handed_to_the_model_loader(store):
     store.path.write_text(json.dumps({"format": 1, "model_source": "cloud", "endpoint_url": "http://10.0.0.9:11434",
                                       "endpoint_model": 7}), encoding="utf-8")
     loaded = store.load()
-    assert (loaded.settings.model_source, loaded.settings.endpoint_url, loaded.settings.endpoint_model) == ("file", "", "")
+    settings = loaded.settings
+    assert (settings.model_source, settings.endpoint_url, settings.endpoint_model) == ("file", "", "")
     for name in ("model_source", "endpoint_url", "endpoint_model"):
         assert name in loaded.warning
 

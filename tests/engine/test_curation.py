@@ -54,7 +54,8 @@ def test_each_resolution_settles_the_conflict(kw_mem, resolution):
     [pair] = conflicts(kw_mem)
     assert (pair.first.id, pair.second.id) == (old, new)  # older first
     kept = resolve(kw_mem, old, new, resolution,
-                   merged_text="The user's sister moved from Lisbon to Porto." if resolution is Resolution.MERGE else None)
+                   merged_text=("The user's sister moved from Lisbon to Porto."
+                                if resolution is Resolution.MERGE else None))
     assert conflicts(kw_mem) == []
     live = {m.id for m in kw_mem.list()}
     assert live == {m.id for m in kept}

@@ -21,7 +21,8 @@ def test_facts_and_turns_become_second_person_notes():
     assert third_to_second("Sam plays the trombone and Sam watches films.", "Sam") == \
         "You play the trombone and you watch films."
     assert third_to_second("Ana goes to Sam's class.", "Sam") == "Ana goes to your class."
-    assert first_to_second("I'm allergic to kiwi, my doctor told me.") == "You're allergic to kiwi, your doctor told you."
+    assert (first_to_second("I'm allergic to kiwi, my doctor told me.")
+            == "You're allergic to kiwi, your doctor told you.")
     assert statements("Long day. Can you tell me a joke? My cat is Miso.") == "Long day. My cat is Miso."
     assert statements("What's my dog called?") == ""
 

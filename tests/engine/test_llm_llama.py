@@ -47,7 +47,8 @@ def test_greedy_generation_is_reproducible_and_reports_stats(model):
 
 def test_grammar_forces_valid_memory_json(model):
     prompt = model.render_chat([ChatTurn("user", "My sister Ana lives in Lisbon. List facts as JSON.")])
-    raw = "".join(model.stream(prompt, GenerationConfig(max_tokens=200, grammar=resource_text("grammars/memories.gbnf"))))
+    grammar = resource_text("grammars/memories.gbnf")
+    raw = "".join(model.stream(prompt, GenerationConfig(max_tokens=200, grammar=grammar)))
     if raw.rstrip().endswith("]"):  # the grammar cannot force the model to finish within max_tokens
         items = json.loads(raw)
         assert isinstance(items, list)
@@ -125,3 +126,13 @@ def test_a_chosen_model_path_is_validated_without_loading(tmp_path):
         check_model_path(tmp_path)
     with pytest.raises(ModelError, match="does not exist"):
         check_model_path(tmp_path / "missing.gguf")
+
+
+def test_the_last_text_tokenized_is_remembered_and_never_shared(llama_model):
+    """A turn counts its prompt, then streams it: the second tokenization is a copy of the first."""
+    first = llama_model.tokenize("Where does my sister Ana live?")
+    first.append(-1)  # a caller changing its list must not change what the next one gets
+    again = llama_model.tokenize("Where does my sister Ana live?")
+    assert again == first[:-1] and -1 not in again
+    assert llama_model.tokenize("Where does my sister Ana live?", special=False) == again
+    assert llama_model.tokenize("Another text") != again

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 
 for _mod in ("mlx_lm", "gguf", "accelerate", "transformers", "safetensors"):
     if importlib.util.find_spec(_mod) is None:
-        pytestmark = [pytest.mark.slow, pytest.mark.skip(reason=f"MLX export/backend needs `{_mod}` (pip install \"mlx[cpu]\" mlx-lm gguf accelerate)")]
+        pytestmark = [pytest.mark.slow, pytest.mark.skip(
+            reason=f"MLX export/backend needs `{_mod}` (pip install \"mlx[cpu]\" mlx-lm gguf accelerate)")]
         break
 
 from memdesk.engine.llm import export  # noqa: E402

@@ -89,7 +89,8 @@ def test_an_mlx_folder_appears_only_whole_and_resumes_where_it_stopped(hub, libr
     events = []
     model = library.download(entry, MLX, options=FAST, on_progress=events.append)
     assert model.path == final and model.backend == "mlx" and check_model_path(final, "mlx") == "mlx"
-    assert sorted(p.name for p in final.iterdir()) == sorted([MANIFEST, "config.json", "model.safetensors", "tokenizer.json"])
+    assert sorted(p.name for p in final.iterdir()) == sorted(
+        [MANIFEST, "config.json", "model.safetensors", "tokenizer.json"])
     assert (final / "model.safetensors").read_bytes() == WEIGHTS
     assert not final.with_name(final.name + ".partial").exists()
     # Files finished before the cut were not fetched again, and the big one resumed at the cut.

@@ -91,7 +91,7 @@ def test_cli_writes_next_to_an_app_that_holds_the_vault(data_dir, tmp_path):
             if proc.poll() is None:
                 proc.kill()
     assert app.returncode == 0, err[-3000:]
-    for cli, (cli_out, cli_err) in zip(clis, outputs):
+    for cli, (_cli_out, cli_err) in zip(clis, outputs):
         assert cli.returncode == 0, cli_err[-2000:]
     with Memory.open(data_dir, embedder=False, kdf=FAST_KDF) as mem:
         assert mem.count() == ADDS + 3

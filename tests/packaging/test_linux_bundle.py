@@ -60,7 +60,7 @@ def _bare_env(tmp_path: Path) -> dict[str, str]:
 def _on_display(command: list[str], env: dict[str, str], timeout: int) -> subprocess.CompletedProcess:
     xvfb = shutil.which("Xvfb")
     if xvfb:  # a real X server, so the xcb plugin and its system libraries are what is tested
-        display = ":%d" % (90 + os.getpid() % 100)
+        display = f":{90 + os.getpid() % 100}"
         server = subprocess.Popen([xvfb, display, "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

@@ -43,7 +43,8 @@ def answer(monkeypatch):
     class Choosing(links.LinkConfirmation):
         def exec(self):
             seen.append((self.text(), self.informativeText(), self.open_button is not None))
-            button = {"open": self.open_button, "copy": self.copy_button, "cancel": self.cancel_button}[choice["button"]]
+            buttons = {"open": self.open_button, "copy": self.copy_button, "cancel": self.cancel_button}
+            button = buttons[choice["button"]]
             QTimer.singleShot(0, button.click)
             return super().exec()
 
