@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -23,11 +24,10 @@ from memdesk.engine.api import Memory
 from memdesk.engine.chat.turn import Chat, ChatConfig, TurnResult
 from memdesk.engine.errors import MemDeskError
 from memdesk.engine.llm.base import ChatModel
-from memdesk.engine.llm.endpoint import IN_PROCESS_ONLY, EndpointConfig
 from memdesk.engine.llm.registry import load_model as load_plain_model
 from memdesk.engine.parametric.loading import load_chat_model
 from memdesk.engine.parametric.registry import Adapter
-from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+from memdesk.engine.reader.jobs import EXTRACT_JOB
 from memdesk.engine.scheduler.memscheduler import MemScheduler
 from memdesk.engine.scheduler.next_scene import Preparer
 from memdesk.engine.scheduler.queue import JobQueue
@@ -36,6 +36,9 @@ from memdesk.ui.chat_window import MainWindow
 from memdesk.ui.settings_endpoint import EndpointFields
 from memdesk.ui.tasks import TaskRunner, weakly
 from memdesk.ui.transcript import THINKING, info_from_stats
+
+if TYPE_CHECKING:
+    from memdesk.engine.llm.endpoint import EndpointConfig
 
 log = logging.getLogger(__name__)
 
@@ -190,10 +193,14 @@ class ChatController(QObject):
     @property
     def in_process_only_note(self) -> str:
         """Why activation memory and learned preferences are off ("" when they are not)."""
+        from memdesk.engine.llm.endpoint import IN_PROCESS_ONLY
+
         return IN_PROCESS_ONLY if self.endpoint is not None else ""
 
     def _wire(self, model: ChatModel, owned: bool) -> _Wiring:
         """Runs on the model lane (JobQueue and the hooks touch the vault); as `memdesk` on a terminal does."""
+        from memdesk.engine.reader.memreader import MemReader
+
         ok = False
         try:
             jobs = self.scheduler.jobs
@@ -222,6 +229,8 @@ class ChatController(QObject):
                 hooks.remove(hook)
         self.scheduler.cancel(kind="prefix_build")
         if wiring.jobs.handlers.get(EXTRACT_JOB) is wiring.extract:
+            from memdesk.engine.reader.memreader import MemReader
+
             # Queued extraction keeps working (rules only) until the next model is ready.
             wiring.jobs.handlers[EXTRACT_JOB] = MemReader(self.mem, None, user_name=self.config.user_name).handle_job
         if wiring.owned:

@@ -481,9 +481,14 @@ def _error(message: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from memdesk.app import components
     from memdesk.engine.vault.hardening import disable_core_dumps
     from memdesk.engine.vault.scratch import sweep_leftovers
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == [components.PIP_COMMAND]:  # a frozen build installing a component (app/training_install.py)
+        return components.run_pip(argv[1:])
+    components.activate()  # an installed training component, in a frozen build
     disable_core_dumps()  # before any key or memory is in this process's memory
     sweep_leftovers()  # decrypted adapter files a crashed run left in scratch folders
     parser = build_parser()

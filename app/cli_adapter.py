@@ -1,7 +1,7 @@
 """`memdesk adapter ACTION`: parametric memory (LoRA preference adapters) from the terminal.
 
     memdesk adapter dataset [--json] [--rebuild]
-    memdesk adapter list | activate ID | rollback | off | train [--json]
+    memdesk adapter list | activate ID | rollback | off | train [--json] | install
 
 Each action is a function `(args) -> int` in ACTIONS; `register` adds the `adapter` command
 with an `action` positional whose choices are ACTIONS' keys, so a new action is one
@@ -135,7 +135,8 @@ def register(command, json_flag) -> None:
                                         "which one is active")
     p.add_argument("action", choices=list(ACTIONS),
                    help="dataset: show the training data; list: the adapters; activate ID; rollback: back to the "
-                        "previous adapter; off: no adapter; train: run the nightly job now")
+                        "previous adapter; off: no adapter; train: run the nightly job now; install: add "
+                        "what training needs (torch, or MLX on Apple Silicon)")
     _options(p)
     cli_adapter_registry.options(p)
     json_flag(p)

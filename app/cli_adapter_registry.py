@@ -113,8 +113,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _show(args, report.to_dict(), lines)
 
 
+def cmd_install(args: argparse.Namespace) -> int:
+    """What Settings ▸ Learned preferences ▸ Install does: add torch, transformers and peft (or MLX)."""
+    from memdesk.app.training_install import TrainingInstallError, describe, plan, run
+    from memdesk.engine.parametric.nightly import missing_training_packages
+
+    path = Path(args.model).expanduser() if args.model else None
+    trainer = "mlx" if path is not None and path.is_dir() else "torch"  # as the Learned preferences page does
+    if not missing_training_packages(trainer):
+        print("The training component is installed.")
+        return 0
+    install = plan(trainer)
+    if isinstance(install, str):
+        raise TrainingInstallError(install)
+    print(f"Installing the training component ({install.size_note})…", file=sys.stderr)
+    run(install, lambda line: (text := describe(line)) and print(text, file=sys.stderr))
+    missing = missing_training_packages(trainer)
+    if missing:
+        raise TrainingInstallError(f"pip finished, but {', '.join(missing)} still cannot be imported; the log has "
+                                   "pip's output.")
+    print("The training component is installed.")
+    return 0
+
+
 ACTIONS = {"list": cmd_list, "activate": cmd_activate, "rollback": cmd_rollback, "off": cmd_off,
-           "train": cmd_train}
+           "train": cmd_train, "install": cmd_install}
 
 
 def options(p: argparse.ArgumentParser) -> None:

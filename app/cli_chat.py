@@ -67,7 +67,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     from memdesk.engine.activation.states import ActivationCache
     from memdesk.engine.chat.turn import Chat, ChatConfig
     from memdesk.engine.llm.registry import load_model
-    from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+    from memdesk.engine.reader.jobs import EXTRACT_JOB
+    from memdesk.engine.reader.memreader import MemReader
     from memdesk.engine.scheduler.queue import JobQueue
 
     endpoint = chosen_endpoint(args)
@@ -118,7 +119,8 @@ def repl(args: argparse.Namespace) -> int:
     from memdesk.engine.activation.states import ActivationCache
     from memdesk.engine.chat.turn import Chat
     from memdesk.engine.llm.registry import load_model
-    from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+    from memdesk.engine.reader.jobs import EXTRACT_JOB
+    from memdesk.engine.reader.memreader import MemReader
     from memdesk.engine.scheduler.memscheduler import MemScheduler
     from memdesk.engine.scheduler.next_scene import Preparer
     from memdesk.engine.scheduler.queue import JobQueue

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import shiboken6
 from PySide6.QtCore import QEventLoop, QObject, Qt, QUrl, Signal
@@ -36,18 +38,20 @@ from memdesk.engine.scheduler.queue import JobQueue
 from memdesk.engine.vault.changes import Changes
 from memdesk.engine.vault.keys import PASSPHRASE_ENV, KeyManager, env_passphrase_provider
 from memdesk.engine.vault.paths import ProfilePaths
-from memdesk.ui.browser import BrowserWindow
 from memdesk.ui.capture import QuickCapture, install_capture_shortcut
 from memdesk.ui.chat_window import MainWindow
-from memdesk.ui.conflicts import ConflictsView
 from memdesk.ui.settings import AppSettings, SettingsDialog, SettingsInfo
 from memdesk.ui.settings_folders import summary as folder_summary
 from memdesk.ui.splash import Splash
 from memdesk.ui.tasks import TaskRunner
-from memdesk.ui.timeline import TimelineView
 from memdesk.ui.tray import NO_TRAY_MESSAGE, Tray
 from memdesk.ui.unlock import UnlockDialog
 from memdesk.ui.window_sizes import ensure_readable
+
+if TYPE_CHECKING:
+    from memdesk.ui.browser import BrowserWindow
+    from memdesk.ui.conflicts import ConflictsView
+    from memdesk.ui.timeline import TimelineView
 
 log = logging.getLogger("memdesk.gui")
 ICON = Path(__file__).resolve().parent.parent / "resources" / "icons" / "memdesk.svg"
@@ -163,19 +167,14 @@ class DesktopApp(QObject):
         self.scheduler_thread = SchedulerThread(self.scheduler)
 
         self.window = MainWindow(mem, self.runner)
-        self.browser = BrowserWindow(mem, self.runner)
-        self.conflicts = ConflictsView(mem, self.runner)
-        self.timeline = TimelineView(mem, self.runner)
         self.capture = QuickCapture(mem, self.runner)
         self.tray = Tray()
         self.chat = ChatController(mem, self.runner, self.window, self.scheduler,
                                    model_path=self.settings.model_path or None, backend=self.settings.backend,
                                    config=ChatConfig(profile=self.settings.context_profile),
                                    endpoint=settings_store.endpoint_of(self.settings))
-        for widget in (self.window, self.browser, self.conflicts, self.timeline, self.capture):
+        for widget in (self.window, self.capture):
             widget.setWindowIcon(QIcon(str(ICON)))
-        self.conflicts.setWindowTitle("Conflicts — MemDesk")
-        self.timeline.setWindowTitle("Timeline — MemDesk")
         self.folders = FolderWatching(mem, self)
         self.backups = Backups(mem, self.runner, self.restore_ready)
         self.login_start = LoginStart(login_args(paths.name, explicit_data_dir))  # opens this profile at login
@@ -209,11 +208,6 @@ class DesktopApp(QObject):
         w.aboutRequested.connect(self.show_about)
         self.capture.captured.connect(self.capture_saved)
         install_capture_shortcut(w, self.capture)
-        self.browser.openSessionRequested.connect(self.open_session)
-        self.browser.openFileRequested.connect(self.open_file)
-        self.conflicts.openMemoryRequested.connect(self.open_memory)
-        self.timeline.openMemoryRequested.connect(self.open_memory)
-        self.timeline.rangeSelected.connect(self.filter_by_time)
         self.change_bridge.changed.connect(self.memories_changed)
         self.change_bridge.changed.connect(self.embedding.changed)
         self.capture.failed.connect(lambda message: w.statusBar().showMessage(message, 10000))
@@ -232,6 +226,45 @@ class DesktopApp(QObject):
         self.adapter_bridge.finished.connect(self.adapter_finished)
         self.adapter_bridge.failed.connect(w.show_error)
         self.qt_app.aboutToQuit.connect(self.shutdown)
+
+    # ------------------------------------------------------------ the other windows
+    # Built the first time they are opened, not at start: their modules, numpy among them, and
+    # their construction were a fifth of the time to the first window (bench.bundle).
+    @cached_property
+    def browser(self) -> BrowserWindow:
+        from memdesk.ui.browser import BrowserWindow
+
+        browser = self._built(BrowserWindow(self.mem, self.runner))
+        browser.openSessionRequested.connect(self.open_session)
+        browser.openFileRequested.connect(self.open_file)
+        return browser
+
+    @cached_property
+    def conflicts(self) -> ConflictsView:
+        from memdesk.ui.conflicts import ConflictsView
+
+        conflicts = self._built(ConflictsView(self.mem, self.runner), "Conflicts — MemDesk")
+        conflicts.openMemoryRequested.connect(self.open_memory)
+        return conflicts
+
+    @cached_property
+    def timeline(self) -> TimelineView:
+        from memdesk.ui.timeline import TimelineView
+
+        timeline = self._built(TimelineView(self.mem, self.runner), "Timeline — MemDesk")
+        timeline.openMemoryRequested.connect(self.open_memory)
+        timeline.rangeSelected.connect(self.filter_by_time)
+        return timeline
+
+    def _built(self, widget, title: str = ""):
+        widget.setWindowIcon(QIcon(str(ICON)))
+        if title:
+            widget.setWindowTitle(title)
+        return widget
+
+    def views(self) -> tuple[QWidget, ...]:
+        """The other windows built so far (one not yet built reads everything when it is)."""
+        return tuple(self.__dict__[name] for name in ("browser", "conflicts", "timeline") if name in self.__dict__)
 
     # ------------------------------------------------------------ lifecycle
     def start(self, model=None) -> None:
@@ -358,8 +391,7 @@ class DesktopApp(QObject):
     def dispose(self) -> None:
         """After shutdown, before the app is built again on another vault (a restored backup)."""
         self.tray.hide()
-        for widget in (self.first_run_view, self.settings_view, self.window, self.browser, self.conflicts,
-                       self.timeline, self.capture):
+        for widget in (self.first_run_view, self.settings_view, self.window, *self.views(), self.capture):
             if widget is not None and shiboken6.isValid(widget):
                 widget.hide()
                 widget.deleteLater()
@@ -411,9 +443,6 @@ class DesktopApp(QObject):
             self.window.statusBar().showMessage(f"{path} no longer exists; its memories were archived.", 10000)
             return
         QDesktopServices.openUrl(QUrl.fromLocalFile(path))
-
-    def views(self) -> tuple[QWidget, ...]:
-        return self.browser, self.conflicts, self.timeline
 
     def memories_changed(self, changes: Changes) -> None:
         """Something was written, by anyone (a view, a chat turn, extraction, the nightly job,

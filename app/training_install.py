@@ -4,13 +4,15 @@ Learning preferences overnight needs torch, transformers and peft (or MLX on a M
 plain install leaves out (about 1 GB for the CPU build of torch; the CUDA build pip picks by
 default on Linux is several GB). A pip-installed MemDesk installs them into its own Python with
 pip, on request, streaming pip's progress lines to the page. On Linux without an NVIDIA GPU,
-torch comes from PyTorch's CPU index. A frozen desktop build has no pip to run, so the page
-says what to do instead.
+torch comes from PyTorch's CPU index. A frozen desktop build runs the pip it carries into a
+components folder next to the user's data (app/components.py), wheels only: there is no
+compiler to build anything with.
 """
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,8 +20,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import invalidate_caches, metadata
+from importlib.util import find_spec
 from pathlib import Path
 
+from memdesk.app import components
 from memdesk.engine.errors import MemDeskError
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,7 @@ class InstallPlan:
     packages: tuple[str, ...]
     command: tuple[str, ...]
     size_note: str  # what the user is about to download, in words
+    target: Path | None = None  # a frozen build's components folder (pip installs into its staging copy)
 
 
 def _train_extra() -> tuple[str, ...]:
@@ -57,25 +62,38 @@ def _has_nvidia_gpu() -> bool:
 
 def plan(trainer: str, *, python: str | None = None, extra_args: tuple[str, ...] = ()) -> InstallPlan | str:
     """How to install the training component here, or (a str) why it cannot be done from the app."""
-    if getattr(sys, "frozen", False):
-        return ("This desktop build cannot add the training component (torch, about 1 GB) to itself. "
-                "Everything else works without it, and adapters you already have keep working. To learn "
-                "preferences, install MemDesk from its source with pip and its “train” extra.")
     packages = MLX_PACKAGES if trainer == "mlx" else _train_extra()
-    command = [python or sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-               "--progress-bar", "off"]
+    target = None
+    if components.frozen() and python is None:
+        if find_spec("pip") is None:
+            return ("This desktop build cannot add the training component to itself. Everything else works "
+                    "without it, and adapters you already have keep working. To learn preferences, install "
+                    "MemDesk with pip and its “train” extra.")
+        target = components.training_folder()
+        # Wheels only (no compiler here), into a staging folder swapped in whole when pip is done,
+        # at the versions of what the bundle already holds (its modules are the ones imported).
+        command = [*components.self_command(), components.PIP_COMMAND, "install", "--no-input", "--progress-bar", "off",
+                   "--only-binary", ":all:", "--target", str(components.staging(target))]
+        bundled = components.constraints_file()
+        if bundled is not None:
+            command += ["--constraint", str(bundled)]
+    else:
+        command = [python or sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
+                   "--progress-bar", "off"]
     size = "about 100 MB" if trainer == "mlx" else "about 1 GB"
     if trainer != "mlx" and sys.platform.startswith("linux") and not _has_nvidia_gpu():
         # Without a GPU the CUDA build of torch is several GB of libraries that would never load.
         command += ["--extra-index-url", CPU_TORCH_INDEX]
         size = "about 1 GB (torch for the CPU: this computer has no NVIDIA GPU)"
-    return InstallPlan(tuple(packages), tuple(command) + tuple(extra_args) + tuple(packages), size)
+    return InstallPlan(tuple(packages), tuple(command) + tuple(extra_args) + tuple(packages), size, target)
 
 
 def run(install: InstallPlan, on_line: Callable[[str], None], cancel: threading.Event | None = None,
         timeout_s: float = 3600.0) -> None:
     """Run pip, passing each line it prints to `on_line`; raises TrainingInstallError on failure."""
     env = dict(os.environ, PIP_NO_INPUT="1", PYTHONUNBUFFERED="1")
+    if install.target is not None:
+        shutil.rmtree(components.staging(install.target), ignore_errors=True)  # a try that was cut short
     try:
         proc = subprocess.Popen(install.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 encoding="utf-8", errors="replace", env=env, bufsize=1)
@@ -99,6 +117,11 @@ def run(install: InstallPlan, on_line: Callable[[str], None], cancel: threading.
         code = proc.wait()
     finally:
         stopper.cancel()
+    if install.target is not None:
+        if code == 0 and not (cancel is not None and cancel.is_set()):
+            components.finish(install.target)  # whole, by a rename, and on sys.path from now on
+        else:
+            shutil.rmtree(components.staging(install.target), ignore_errors=True)
     invalidate_caches()  # so the nightly job finds what was just installed without a restart
     if cancel is not None and cancel.is_set():
         raise TrainingInstallError("The installation was stopped. Nothing needs cleaning up; install again "

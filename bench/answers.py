@@ -40,7 +40,8 @@ from bench.common import percentile, write_report  # noqa: E402
 from bench.locomo import CATEGORIES, conversation_messages, last_session_time, load_corrections  # noqa: E402
 from memdesk.engine.api import Memory  # noqa: E402
 from memdesk.engine.chat.turn import Chat, ChatConfig  # noqa: E402
-from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader  # noqa: E402
+from memdesk.engine.reader.jobs import EXTRACT_JOB  # noqa: E402
+from memdesk.engine.reader.memreader import MemReader  # noqa: E402
 from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
 from memdesk.engine.vault.keys import KdfParams  # noqa: E402
 

@@ -50,7 +50,8 @@ from memdesk.engine.api import Memory  # noqa: E402
 from memdesk.engine.chat.turn import Chat, ChatConfig  # noqa: E402
 from memdesk.engine.cube import Filters, MemoryItem, MemoryType  # noqa: E402
 from memdesk.engine.llm.fake import FakeModel  # noqa: E402
-from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader  # noqa: E402
+from memdesk.engine.reader.jobs import EXTRACT_JOB  # noqa: E402
+from memdesk.engine.reader.memreader import MemReader  # noqa: E402
 from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
 from memdesk.engine.search.retrieval import SearchParams  # noqa: E402
 from memdesk.engine.vault.keys import KdfParams  # noqa: E402

@@ -20,8 +20,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from memdesk.engine.cube import (
     AddResult,
     ChatMessage,
@@ -64,6 +62,8 @@ from memdesk.engine.vault.search_rows import sql_filters
 from memdesk.engine.vault.sessions import Message, Session, Sessions
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from memdesk.engine.vault.exchange import ImportReport
 
 __all__ = ["Adapter", "Memory", "Message", "ReplyFeedback", "Session", "check_priority"]  # the types the UI is handed

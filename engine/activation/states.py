@@ -18,8 +18,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from memdesk.engine.cube import from_ts, ts, utcnow
 from memdesk.engine.errors import ModelError
@@ -28,6 +27,9 @@ from memdesk.engine.vault import kv_states as state_rows
 from memdesk.engine.vault.database import Database
 from memdesk.engine.vault.maintenance import reclaim_free_pages
 
+if TYPE_CHECKING:  # numpy loads with the first vector, not before the window (bench.bundle)
+    pass
+
 log = logging.getLogger(__name__)
 # A SmolLM2-135M state of a 1k-token prefix is ~25 MB; a larger model's is several times that.
 DEFAULT_CAP_BYTES = 256 << 20
@@ -35,6 +37,7 @@ DEFAULT_MAX_STATES = 16  # the chat prefix and the next scenes' prefixes, with r
 
 
 def tokens_hash(tokens: Sequence[int]) -> str:
+    import numpy as np
     return hashlib.sha256(np.asarray(tokens, dtype=np.int32).tobytes()).hexdigest()
 
 

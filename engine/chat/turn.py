@@ -28,7 +28,7 @@ from memdesk.engine.chat.notes import note_text, told_about_self
 from memdesk.engine.cube import ChatMessage, Filters, MemoryItem, MemoryType, to_utc, utcnow
 from memdesk.engine.errors import ModelError
 from memdesk.engine.llm.base import ChatModel, ChatTurn, GenerationConfig, GenerationStats, StatefulModel, turn_markers
-from memdesk.engine.reader.memreader import EXTRACT_JOB, extraction_payload
+from memdesk.engine.reader.jobs import EXTRACT_JOB, extraction_payload
 from memdesk.engine.resources import text as resource_text
 from memdesk.engine.scheduler.queue import JobQueue
 from memdesk.engine.search.recall import Recall, Recalled, recall

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from memdesk.engine.api import SUPERSEDED, Memory
 from memdesk.engine.chat.notes import is_assistant_turn, is_question_only, note_text, spoken_text, statements
-from memdesk.engine.cube import Filters, MemoryItem, MemoryType, Relation, Source, SourceRef, iso, to_utc, utcnow
+from memdesk.engine.cube import Filters, MemoryItem, MemoryType, Relation, Source, SourceRef, to_utc, utcnow
 from memdesk.engine.errors import InvalidInputError, MemDeskError
 from memdesk.engine.llm.base import ChatModel, ChatTurn, GenerationConfig
 from memdesk.engine.reader.preferences import preferences
@@ -41,7 +41,6 @@ from memdesk.engine.text import keywords, normalise
 
 log = logging.getLogger(__name__)
 
-EXTRACT_JOB = "extract"
 _TYPES = {MemoryType.USER.value, MemoryType.PREFERENCE.value, MemoryType.LONG_TERM.value}
 _PREFERENCE_WORDS = re.compile(r"\b(prefer|preference|like|likes|love|favou?rite|hate|want|style|should you"
                                r"|how do i like)\b",
@@ -359,5 +358,3 @@ def _message_ids(item: MemoryItem) -> set[str]:
     return {s.message_id for s in item.sources if s.message_id}
 
 
-def extraction_payload(memory_ids: list[str], scope: str, session_id: str | None) -> dict:
-    return {"memory_ids": memory_ids, "scope": scope, "session_id": session_id, "queued_at": iso(utcnow())}

@@ -15,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import json
 from importlib import resources as importlib_resources
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from memdesk.engine.search.embed import PerEmbedder
+
+if TYPE_CHECKING:  # numpy loads with the first vector, not before the window (bench.bundle)
+    import numpy as np
 
 # Probability above which a sentence is taken as lasting. Chosen by 5-fold cross-validation
 # on the training sentences (python -m bench.disclosures): the lowest threshold at which
@@ -35,6 +37,7 @@ class DisclosureClassifier(PerEmbedder):
 
 
     def __init__(self, embedder, lasting: list[str] | None = None, passing: list[str] | None = None):
+        import numpy as np
         self.embedder = embedder
         if lasting is None or passing is None:
             shipped = shipped_weights(embedder.fingerprint)
@@ -48,6 +51,7 @@ class DisclosureClassifier(PerEmbedder):
         self.weights, self.bias = fit(x, y)
 
     def probability(self, sentences: list[str]) -> np.ndarray:
+        import numpy as np
         if not sentences:
             return np.zeros(0)
         return _sigmoid(self.embedder.encode(sentences) @ self.weights + self.bias)
@@ -71,6 +75,7 @@ def data_digest() -> str:
 def shipped_weights(fingerprint: str) -> tuple[np.ndarray, float] | None:
     """The weights in resources, when they were trained on today's sentences with this embedder
     (python -m bench.disclosures --write-weights; a test checks they are what training gives)."""
+    import numpy as np
     try:
         shipped = json.loads(_resource(WEIGHTS))
     except (OSError, ValueError):
@@ -81,6 +86,7 @@ def shipped_weights(fingerprint: str) -> tuple[np.ndarray, float] | None:
 
 
 def weights_record(embedder) -> dict:
+    import numpy as np
     data = training_data()
     x = embedder.encode(data["lasting"] + data["passing"])
     y = np.concatenate([np.ones(len(data["lasting"])), np.zeros(len(data["passing"]))])
@@ -91,6 +97,7 @@ def weights_record(embedder) -> dict:
 
 def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     """L2-regularised logistic regression by gradient descent, classes weighted to balance."""
+    import numpy as np
     weight = np.where(y == 1, len(y) / (2 * max(1, y.sum())), len(y) / (2 * max(1, (1 - y).sum())))
     w, b = np.zeros(x.shape[1]), 0.0
     rate = 2.0
@@ -102,4 +109,5 @@ def fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
+    import numpy as np
     return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))

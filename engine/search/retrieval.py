@@ -18,15 +18,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import apsw
-import numpy as np
 
 from memdesk.engine.cube import Filters, MemoryItem, MemoryType, Relation, SearchHit, to_utc, ts, utcnow
 from memdesk.engine.search.timeparse import TimeRange, find_time_range
 from memdesk.engine.text import fts_query
 from memdesk.engine.vault import items as vault
 from memdesk.engine.vault import search_rows, vectors
+
+if TYPE_CHECKING:  # numpy loads with the first vector, not before the window (bench.bundle)
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,7 @@ def _reweigh(cands: list[tuple[_Candidate, MemoryItem]], query: str,
 def _feed_back(conn: apsw.Connection, pool: dict[int, _Candidate], qvec: np.ndarray, f: Filters, n: int,
                since, until, params: SearchParams) -> None:
     """Rocchio feedback from the best candidates so far (see SearchParams.feedback)."""
+    import numpy as np
     top = [c.rowid for c in sorted(pool.values(), key=lambda c: c.score, reverse=True)[: params.feedback_top]]
     found = vectors.vectors_of(conn, top)
     if not found:

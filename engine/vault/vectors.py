@@ -11,8 +11,12 @@ write path that changes status, type, source, scope or time calls `sync_metadata
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import apsw
-import numpy as np
+
+if TYPE_CHECKING:  # numpy loads with the first vector, not before the window (bench.bundle)
+    import numpy as np
 
 TABLE = "memory_vec"
 MAX_K = 4096  # vec0's own limit on k
@@ -40,6 +44,7 @@ def ensure_table(conn: apsw.Connection, dim: int, fingerprint: str) -> bool:
 
 
 def upsert(conn: apsw.Connection, rowid: int, vector: np.ndarray) -> None:
+    import numpy as np
     row = conn.execute(
         "SELECT scope, status, memory_type, source, COALESCE(event_time, created_at) FROM memories "
         "WHERE rowid = ?", (rowid,)).fetchone()
@@ -53,6 +58,7 @@ def upsert(conn: apsw.Connection, rowid: int, vector: np.ndarray) -> None:
 
 
 def _bits(vector: np.ndarray) -> bytes:
+    import numpy as np
     return np.packbits(vector > 0).tobytes()
 
 
@@ -73,6 +79,7 @@ def delete(conn: apsw.Connection, rowid: int) -> None:
 def knn(conn: apsw.Connection, query: np.ndarray, k: int, *, statuses, scope=None, memory_types=(),
         sources=(), since: float | None = None, until: float | None = None) -> list[tuple[int, float]]:
     """(rowid, cosine distance) of the k nearest vectors that pass the filters, nearest first."""
+    import numpy as np
     query = query.astype(np.float32)
     sql = [f"SELECT rowid, vec_distance_cosine(vec_f32(vector), ?) AS d FROM {TABLE} "
            "WHERE embedding MATCH vec_bit(?) AND k = ?"]
@@ -102,6 +109,7 @@ def knn(conn: apsw.Connection, query: np.ndarray, k: int, *, statuses, scope=Non
 
 def vectors_of(conn: apsw.Connection, rowids: list[int]) -> dict[int, np.ndarray]:
     """The stored float32 vectors of these rows (those not yet embedded are absent)."""
+    import numpy as np
     if not rowids or not conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (TABLE,)).fetchall():
         return {}
     out: dict[int, np.ndarray] = {}

@@ -17,16 +17,17 @@ from memdesk.app.training_install import InstallPlan, TrainingInstallError, desc
 from memdesk.ui.adapters import AdaptersView
 
 
-def tiny_wheel(folder: Path, name: str = "memdesk_train_probe") -> Path:
+def tiny_wheel(folder: Path, name: str = "memdesk_train_probe", version: str = "0.1", requires: str = "") -> Path:
     """A minimal valid wheel (PEP 427) holding one module."""
     folder.mkdir(parents=True, exist_ok=True)
-    dist_info = f"{name}-0.1.dist-info"
-    files = {f"{name}/__init__.py": b"TRAINED = True\n",
-             f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n".encode(),
+    dist_info = f"{name}-{version}.dist-info"
+    needs = f"Requires-Dist: {requires}\n" if requires else ""
+    files = {f"{name}/__init__.py": f"TRAINED = True\nVERSION = {version!r}\n".encode(),
+             f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{needs}".encode(),
              f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
     record = "".join(f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},"
                      f"{len(data)}\n" for path, data in files.items()) + f"{dist_info}/RECORD,,\n"
-    wheel = folder / f"{name}-0.1-py3-none-any.whl"
+    wheel = folder / f"{name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as out:
         for path, data in files.items():
             out.writestr(path, data)
@@ -41,12 +42,6 @@ def offline_plan(tmp_path: Path, package: str = "memdesk_train_probe") -> Instal
                "--progress-bar", "off", "--no-index", "--find-links", str(wheels), "--target",
                str(tmp_path / "target"), package)
     return InstallPlan((package,), command, "a few bytes")
-
-
-def test_a_frozen_build_explains_instead_of_offering_an_install(monkeypatch):
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
-    reason = plan("torch")
-    assert isinstance(reason, str) and "train" in reason and "`memdesk" not in reason
 
 
 def test_linux_without_a_gpu_takes_torch_for_the_cpu(monkeypatch):

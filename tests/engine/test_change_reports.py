@@ -14,7 +14,8 @@ from memdesk.engine.errors import InvalidInputError, StaleVersionError
 from memdesk.engine.ingestion.folders import Ingestor
 from memdesk.engine.llm.fake import FakeModel
 from memdesk.engine.parametric.registry import AdapterRegistry
-from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+from memdesk.engine.reader.jobs import EXTRACT_JOB
+from memdesk.engine.reader.memreader import MemReader
 from memdesk.engine.scheduler.queue import JobQueue
 from memdesk.engine.vault.changes import Changes
 from memdesk.engine.vault.forget import forget_memory

@@ -9,7 +9,8 @@ from memdesk.engine.chat.turn import Chat, ChatConfig
 from memdesk.engine.cube import MemoryType
 from memdesk.engine.errors import ModelError
 from memdesk.engine.llm.fake import FakeModel
-from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+from memdesk.engine.reader.jobs import EXTRACT_JOB
+from memdesk.engine.reader.memreader import MemReader
 from memdesk.engine.scheduler.queue import JobQueue
 
 NOW = datetime(2024, 6, 19, 10, 0, tzinfo=UTC)

@@ -18,7 +18,8 @@ from memdesk.engine.cube import Filters, MemoryType  # noqa: E402
 from memdesk.engine.curation import Resolution, conflicts, resolve  # noqa: E402
 from memdesk.engine.errors import ModelError  # noqa: E402
 from memdesk.engine.llm.base import turn_markers  # noqa: E402
-from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader  # noqa: E402
+from memdesk.engine.reader.jobs import EXTRACT_JOB  # noqa: E402
+from memdesk.engine.reader.memreader import MemReader  # noqa: E402
 from memdesk.engine.scheduler.queue import JobQueue  # noqa: E402
 
 T0 = datetime(2026, 9, 1, 18, 0, tzinfo=UTC)

@@ -8,7 +8,8 @@ from memdesk.engine.chat.turn import Chat, ChatConfig
 from memdesk.engine.cube import ChatMessage, Filters, MemoryType, Relation, Status
 from memdesk.engine.curation import Resolution, conflicts, resolve
 from memdesk.engine.llm.fake import FakeModel
-from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+from memdesk.engine.reader.jobs import EXTRACT_JOB
+from memdesk.engine.reader.memreader import MemReader
 from memdesk.engine.reader.updates import corrections, holds_all, is_update, same_thing
 from memdesk.engine.scheduler.queue import JobQueue
 

@@ -8,7 +8,8 @@ import pytest
 from memdesk.engine.chat.turn import Chat, ChatConfig
 from memdesk.engine.cube import ChatMessage, Filters, MemoryType
 from memdesk.engine.llm.fake import FakeModel
-from memdesk.engine.reader.memreader import EXTRACT_JOB, MemReader
+from memdesk.engine.reader.jobs import EXTRACT_JOB
+from memdesk.engine.reader.memreader import MemReader
 from memdesk.engine.reader.preferences import preferences, style_of
 from memdesk.engine.reader.rules import Utterance
 from memdesk.engine.scheduler.queue import JobQueue

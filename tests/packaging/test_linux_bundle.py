@@ -47,6 +47,22 @@ def test_the_build_scripts_parse():
             subprocess.run(["bash", "-n", str(ROOT / script)], check=True)
 
 
+@pytest.mark.parametrize("args", [[], ["--data-dir", "/tmp/a b", "gui"], ["search", "gui time"]])
+@pytest.mark.parametrize("path", ["/usr/bin:/bin", ""])
+def test_the_appimage_entry_passes_the_command_line_through(tmp_path, args, path):
+    """AppRun reads ahead for the window when it can (files it cannot read are skipped) and always
+    hands the arguments over unchanged."""
+    app = tmp_path / "usr" / "lib" / "memdesk"
+    (app / "_internal").mkdir(parents=True)
+    (app / "_internal" / "base_library.zip").write_bytes(b"zip")
+    (app / "memdesk").write_text('#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > "$APPDIR/args"\n')
+    (app / "memdesk").chmod(0o755)
+    run = subprocess.run(["/bin/sh", str(ROOT / "installers" / "linux" / "AppRun"), *args], capture_output=True,
+                         text=True, timeout=30, env={"APPDIR": str(tmp_path), "PATH": path})
+    assert run.returncode == 0 and run.stderr == ""
+    assert (tmp_path / "args").read_text().splitlines() == args
+
+
 def _bare_env(tmp_path: Path) -> dict[str, str]:
     """No Python on PATH, no venv, a fresh home: what a user who downloaded the file has."""
     bin_dir = tmp_path / "bin"
