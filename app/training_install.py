@@ -119,7 +119,13 @@ def run(install: InstallPlan, on_line: Callable[[str], None], cancel: threading.
         stopper.cancel()
     if install.target is not None:
         if code == 0 and not (cancel is not None and cancel.is_set()):
-            components.finish(install.target)  # whole, by a rename, and on sys.path from now on
+            try:
+                components.finish(install.target)  # whole, by a rename, and on sys.path from now on
+            except OSError as exc:
+                shutil.rmtree(components.staging(install.target), ignore_errors=True)
+                raise TrainingInstallError(f"The training component was downloaded but could not be put in "
+                                           f"{install.target.parent} ({exc.strerror or exc}). Check that the "
+                                           "folder is writable and has space, then install again.") from exc
         else:
             shutil.rmtree(components.staging(install.target), ignore_errors=True)
     invalidate_caches()  # so the nightly job finds what was just installed without a restart

@@ -146,3 +146,14 @@ def test_memdesk_adapter_install_does_what_the_page_does(frozen_build, index, mo
     assert (components.training_folder() / PROBE).is_dir()
     assert main(["adapter", "install"]) == 0  # nothing left to do
     assert "Successfully" not in capsys.readouterr().err
+
+
+def test_a_component_that_cannot_be_put_in_place_is_a_clear_error(frozen_build, index, monkeypatch):
+    def no_room(folder):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(components, "finish", no_room)
+    install = probe_plan(index)
+    with pytest.raises(TrainingInstallError, match="could not be put in .*No space left on device"):
+        run(install, lambda line: None)
+    assert not install.target.exists() and not components.staging(install.target).exists()
