@@ -9,10 +9,9 @@ from datetime import UTC, datetime
 from memdesk.engine.cube import ChatMessage, MemoryType, Relation
 from memdesk.engine.errors import InvalidInputError
 from memdesk.engine.llm.fake import FakeModel
+from memdesk.engine.reader.jobs import EXTRACT_JOB, extraction_payload
 from memdesk.engine.reader.memreader import (
-    EXTRACT_JOB,
     MemReader,
-    extraction_payload,
     llm_extract,
     parse_query,
     utterances_of,
