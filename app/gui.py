@@ -9,13 +9,14 @@ QThread and the watcher on its own thread, and results come back through signals
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import shiboken6
-from PySide6.QtCore import QEventLoop, QObject, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QIcon
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -135,6 +136,32 @@ def open_vault(paths: ProfilePaths, splash: Splash | None = None, *, embedder=Tr
                 error = f"{PASSPHRASE_ENV} does not open this vault. Enter its passphrase."
             else:
                 error = str(exc)
+
+
+def after_exposed(widget: QWidget, then: Callable[[], None], at_most_ms: int = 500) -> None:
+    """Call `then` once `widget`'s window has been exposed and painted (after `at_most_ms` if it
+    never is: a window system that does not say, or a window shown minimised)."""
+    done = False
+
+    def once() -> None:
+        nonlocal done
+        if not done:
+            done = True
+            then()
+
+    class Exposed(QObject):
+        def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Type.Expose and watched.isExposed():
+                watched.removeEventFilter(self)
+                QTimer.singleShot(0, once)  # after the paint the expose starts
+            return False
+
+    handle = widget.windowHandle()
+    if handle is None:
+        QTimer.singleShot(0, once)
+        return
+    handle.installEventFilter(Exposed(handle))
+    QTimer.singleShot(at_most_ms, once)
 
 
 class AdapterBridge(QObject):
@@ -281,7 +308,9 @@ class DesktopApp(QObject):
         if model is not None:
             self.chat.use_model(model)
         else:
-            self.chat.load_model()
+            # Once the window is on screen: the model file and llama.cpp's libraries would otherwise
+            # be read while the window's are (in an AppImage, through the same FUSE daemon).
+            after_exposed(self.window, self.chat.load_model)
         self.scheduler.add_nightly("adapter", self.train_adapter)
         self.scheduler.add_nightly("compact", self.compact_vault)
         # Always: extraction and the nightly job run on it. The setting only turns preparation off.

@@ -356,5 +356,3 @@ class MemReader:
 
 def _message_ids(item: MemoryItem) -> set[str]:
     return {s.message_id for s in item.sources if s.message_id}
-
-

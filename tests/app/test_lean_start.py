@@ -56,3 +56,32 @@ def test_the_vault_finds_sqlite_vec_without_importing_it(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == [1, False, False]
+
+
+def test_the_model_loads_once_the_window_is_on_screen(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    from memdesk.app.gui import after_exposed
+
+    window = QWidget()
+    qtbot.addWidget(window)
+    calls: list[bool] = []
+    window.show()
+    after_exposed(window, lambda: calls.append(window.windowHandle().isExposed()), at_most_ms=60000)
+    assert calls == []  # not before the event loop has shown the window
+    qtbot.waitUntil(lambda: calls == [True], timeout=10000)
+    qtbot.wait(50)
+    assert calls == [True]  # once
+
+
+def test_a_window_never_exposed_still_gets_its_model(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    from memdesk.app.gui import after_exposed
+
+    window = QWidget()  # never shown
+    qtbot.addWidget(window)
+    window.winId()  # a native window, which no one will expose
+    calls: list[int] = []
+    after_exposed(window, lambda: calls.append(1), at_most_ms=100)
+    qtbot.waitUntil(lambda: calls == [1], timeout=5000)
