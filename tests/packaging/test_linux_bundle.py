@@ -120,3 +120,10 @@ def test_the_deb_installs_a_launcher_a_menu_entry_and_icons(tmp_path):
     result = subprocess.run([str(tmp_path / "opt/memdesk/memdesk"), "--version"], env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0 and VERSION in result.stdout + result.stderr
+    # What the Learned preferences page needs to install the training component (app/components.py):
+    # the bundle runs its own pip, against the versions it bundled.
+    pip = subprocess.run([str(tmp_path / "opt/memdesk/memdesk"), "__pip__", "--version"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert pip.returncode == 0 and pip.stdout.startswith("pip "), pip.stdout + pip.stderr
+    pins = (tmp_path / "opt/memdesk/_internal/bundled-constraints.txt").read_text().splitlines()
+    assert any(line.startswith("numpy==") for line in pins) and not any(line.startswith("pip==") for line in pins)
